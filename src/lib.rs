@@ -1,0 +1,1 @@
+//! partyd: a self-hosted, PartyKit-compatible room server for TinyBase apps.
