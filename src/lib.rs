@@ -1,1 +1,80 @@
 //! partyd: a self-hosted, PartyKit-compatible room server for TinyBase apps.
+//!
+//! Layout (see `../shared/STYLE.md`):
+//! - [`config`] — command line, `PARTYD_*` env and `party.toml`; every tunable lives there.
+//! - [`http`] — the route table: store endpoint, websocket upgrades.
+//! - [`ws`] — one websocket connection: reader loop, limits, heartbeat, bounded outbound queue.
+//! - [`room`] — room names, the registry of live rooms, the task that owns each room.
+//! - [`protocol`] — pure wire formats and validation, exact with TinyBase.
+//! - [`storage`] — the one sled database: key layout, atomic batches, group-commit flushing.
+//!
+//! [`start`] serves a configuration on its listen address; [`RunningServer::shutdown`] stops it
+//! gracefully. `main.rs` only wires these to the command line and signals.
+
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod protocol;
+pub mod room;
+pub mod storage;
+pub mod ws;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use actix_web::{web, App, HttpServer};
+
+use crate::config::Config;
+use crate::error::StartError;
+use crate::room::Rooms;
+use crate::storage::Storage;
+
+/// How long a graceful stop waits for open HTTP connections after the rooms have closed their
+/// sockets, before dropping them.
+const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// A server accepting connections, until [`RunningServer::shutdown`].
+pub struct RunningServer {
+    addr: SocketAddr,
+    handle: ServerHandle,
+    rooms: Arc<Rooms>,
+    storage: Arc<dyn Storage>,
+    server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
+}
+
+/// Binds the configured listen address and starts serving. Must run inside an actix System
+/// (`actix_web::rt::System`, or `#[actix_web::test]`).
+pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer, StartError> {
+    let listener = std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits));
+    let state = web::Data::new(http::AppState { config: Arc::new(config), rooms: rooms.clone() });
+    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
+        .disable_signals()
+        .shutdown_timeout(HTTP_SHUTDOWN_GRACE.as_secs())
+        .listen(listener)
+        .map_err(|source| StartError::Bind { addr, source })?
+        .run();
+    let handle = server.handle();
+    let server = actix_web::rt::spawn(server);
+    Ok(RunningServer { addr, handle, rooms, storage, server })
+}
+
+impl RunningServer {
+    /// The address the server is bound to (the real port when the config said port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Graceful stop: stop accepting, let every room finish its queued work and close its
+    /// sockets with 1001, stop the HTTP server, then flush storage.
+    pub async fn shutdown(self) -> Result<(), StartError> {
+        self.handle.pause().await;
+        self.rooms.shutdown().await;
+        self.handle.stop(true).await;
+        let _ = self.server.await;
+        self.storage.flush().map_err(StartError::Storage)
+    }
+}

@@ -1,0 +1,316 @@
+//! Configuration: the command line (with `PARTYD_*` env), `party.toml`, and every default and
+//! limit of the server. Nothing else reads the environment or hard-codes a tunable.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Where partyd listens unless told otherwise: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:1999";
+/// Where partyd keeps its data unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = "./data";
+/// The configuration file read unless `--config` says otherwise.
+pub const DEFAULT_CONFIG_FILE: &str = "./party.toml";
+/// Largest websocket message and HTTP body (16 MiB): over it, close 1009 / HTTP 413.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+/// Unsent bytes one connection may hold before it is closed 1013 as a slow consumer (16 MiB).
+pub const DEFAULT_OUTBOUND_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+/// How often the server pings each websocket.
+pub const DEFAULT_PING_INTERVAL_SECONDS: u64 = 20;
+/// A websocket silent this long (no frame at all, pongs included) is closed.
+pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 60;
+/// Commands a room may have queued before senders wait (backpressure, bounded memory).
+pub const DEFAULT_ROOM_QUEUE: usize = 1024;
+/// The store path of a party that does not set one (TinyBase's default).
+pub const DEFAULT_STORE_PATH: &str = "/store";
+/// The longest party name accepted, in bytes.
+pub const MAX_PARTY_NAME_BYTES: usize = 256;
+
+/// `partyd [--config FILE] [--listen ADDR] [--data-dir DIR]`
+#[derive(Debug, clap::Parser)]
+#[command(name = "partyd", version, about = "A self-hosted, PartyKit-compatible room server for TinyBase apps")]
+pub struct Cli {
+    /// The configuration file.
+    #[arg(long, env = "PARTYD_CONFIG", default_value = DEFAULT_CONFIG_FILE)]
+    pub config: PathBuf,
+    /// Address to listen on (IP:PORT; port 0 picks a free port), overriding `server.listen`.
+    #[arg(long, env = "PARTYD_LISTEN")]
+    pub listen: Option<String>,
+    /// Directory of the database, overriding `server.data_dir`.
+    #[arg(long, env = "PARTYD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+/// The server's whole configuration, with every default applied.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The file it came from (for messages).
+    pub source: PathBuf,
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the database lives.
+    pub data_dir: PathBuf,
+    /// Limits and timings.
+    pub limits: Limits,
+    /// The parties, by name.
+    pub parties: BTreeMap<String, PartyConfig>,
+}
+
+/// Limits and timings of the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest websocket message and HTTP body.
+    pub max_message_bytes: usize,
+    /// Unsent bytes a connection may hold before it is cut off.
+    pub outbound_buffer_bytes: usize,
+    /// Websocket ping period.
+    pub ping_interval: Duration,
+    /// Silence after which a websocket is closed.
+    pub idle_timeout: Duration,
+    /// Bound of each room's command queue.
+    pub room_queue: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            outbound_buffer_bytes: DEFAULT_OUTBOUND_BUFFER_BYTES,
+            ping_interval: Duration::from_secs(DEFAULT_PING_INTERVAL_SECONDS),
+            idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECONDS),
+            room_queue: DEFAULT_ROOM_QUEUE,
+        }
+    }
+}
+
+/// One party: a named kind of room with its settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PartyConfig {
+    /// The name in `/parties/<name>/…`.
+    pub name: String,
+    /// The protocol its rooms speak.
+    pub kind: PartyKind,
+    /// Suffix of the HTTP path of the store.
+    pub store_path: String,
+    /// Starts every websocket frame, both directions.
+    pub message_prefix: String,
+    /// Prefix of the keys of a dump in TinyBase's layout (no wire effect).
+    pub storage_prefix: String,
+    /// Headers on every answer of the party's rooms.
+    pub response_headers: Vec<(String, String)>,
+}
+
+/// The protocols a party can speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+pub enum PartyKind {
+    /// TinyBase's `createPartyKitPersister` protocol.
+    #[serde(rename = "tinybase-persister")]
+    TinybasePersister,
+    /// TinyBase's MergeableStore synchronizer (not supported yet; refused at load).
+    #[serde(rename = "tinybase-sync")]
+    TinybaseSync,
+}
+
+impl std::fmt::Display for PartyKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::TinybasePersister => "tinybase-persister",
+            Self::TinybaseSync => "tinybase-sync",
+        })
+    }
+}
+
+/// The configuration cannot be used; every message names the file and, where there is one, the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("{path}: cannot read the configuration file: {source} (pass another with --config or PARTYD_CONFIG)")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for partyd (the toml crate's message names the key and line).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
+    /// A key has a value partyd cannot use.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    #[serde(default)]
+    server: ServerSection,
+    #[serde(default)]
+    parties: BTreeMap<String, PartySection>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ServerSection {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    max_message_bytes: Option<usize>,
+    outbound_buffer_bytes: Option<usize>,
+    ping_interval_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    room_queue: Option<usize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartySection {
+    kind: PartyKind,
+    store_path: Option<String>,
+    message_prefix: Option<String>,
+    storage_prefix: Option<String>,
+    response_headers: Option<BTreeMap<String, String>>,
+}
+
+impl Config {
+    /// Reads the file named by the command line and applies the flag/env overrides.
+    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(&cli.config)
+            .map_err(|source| ConfigError::Read { path: cli.config.clone(), source })?;
+        let mut config = Self::from_toml_str(&text, &cli.config)?;
+        if let Some(listen) = &cli.listen {
+            config.listen = parse_listen(listen, &cli.config, "--listen")?;
+        }
+        if let Some(data_dir) = &cli.data_dir {
+            config.data_dir = data_dir.clone();
+        }
+        Ok(config)
+    }
+
+    /// Parses a configuration file's text; `source` names it in messages.
+    pub fn from_toml_str(text: &str, source: &Path) -> Result<Self, ConfigError> {
+        let file: FileConfig = toml::from_str(text)
+            .map_err(|error| ConfigError::Parse { path: source.to_path_buf(), message: error.to_string() })?;
+        let invalid = |key: &str, message: &str| ConfigError::Invalid {
+            path: source.to_path_buf(),
+            key: key.to_owned(),
+            message: message.to_owned(),
+        };
+        let server = file.server;
+        let listen = parse_listen(server.listen.as_deref().unwrap_or(DEFAULT_LISTEN), source, "server.listen")?;
+        let defaults = Limits::default();
+        let positive = |value: Option<usize>, default: usize, key: &str| match value {
+            Some(0) => Err(invalid(key, "must be greater than 0")),
+            Some(value) => Ok(value),
+            None => Ok(default),
+        };
+        let seconds = |value: Option<u64>, default: Duration, key: &str| match value {
+            Some(0) => Err(invalid(key, "must be greater than 0")),
+            Some(value) => Ok(Duration::from_secs(value)),
+            None => Ok(default),
+        };
+        let limits = Limits {
+            max_message_bytes: positive(server.max_message_bytes, defaults.max_message_bytes, "server.max_message_bytes")?,
+            outbound_buffer_bytes: positive(server.outbound_buffer_bytes, defaults.outbound_buffer_bytes, "server.outbound_buffer_bytes")?,
+            ping_interval: seconds(server.ping_interval_seconds, defaults.ping_interval, "server.ping_interval_seconds")?,
+            idle_timeout: seconds(server.idle_timeout_seconds, defaults.idle_timeout, "server.idle_timeout_seconds")?,
+            room_queue: positive(server.room_queue, defaults.room_queue, "server.room_queue")?,
+        };
+        let mut parties = BTreeMap::new();
+        for (name, section) in file.parties {
+            let party = party_config(name.clone(), section, source)?;
+            parties.insert(name, party);
+        }
+        Ok(Self {
+            source: source.to_path_buf(),
+            listen,
+            data_dir: server.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            limits,
+            parties,
+        })
+    }
+
+    /// The party named `name`, if configured.
+    pub fn party(&self, name: &str) -> Option<&PartyConfig> {
+        self.parties.get(name)
+    }
+
+    /// The parties of `../shared/conformance/party.toml` on 127.0.0.1:0 with `data_dir`:
+    /// `main` with every default, `custom` with store path `/my_tinybase` and prefix `tb:`.
+    pub fn conformance(data_dir: PathBuf) -> Self {
+        let text = "[parties.main]\nkind = \"tinybase-persister\"\n\n[parties.custom]\nkind = \"tinybase-persister\"\nstore_path = \"/my_tinybase\"\nmessage_prefix = \"tb:\"\n";
+        let mut config = Self::from_toml_str(text, Path::new("conformance party.toml")).expect("the built-in conformance config is valid");
+        config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.data_dir = data_dir;
+        config
+    }
+}
+
+fn parse_listen(text: &str, source: &Path, key: &str) -> Result<SocketAddr, ConfigError> {
+    text.parse().map_err(|_| ConfigError::Invalid {
+        path: source.to_path_buf(),
+        key: key.to_owned(),
+        message: format!("{text:?} is not an IP:PORT address (e.g. 127.0.0.1:1999)"),
+    })
+}
+
+fn party_config(name: String, section: PartySection, source: &Path) -> Result<PartyConfig, ConfigError> {
+    let key = |field: &str| if field.is_empty() { format!("parties.{name}") } else { format!("parties.{name}.{field}") };
+    let invalid = |field: &str, message: String| ConfigError::Invalid { path: source.to_path_buf(), key: key(field), message };
+    if name.is_empty() || name.len() > MAX_PARTY_NAME_BYTES || name.contains('/') || name.chars().any(char::is_control) {
+        return Err(invalid("", format!("a party name must be 1 to {MAX_PARTY_NAME_BYTES} bytes, without '/' or control characters")));
+    }
+    if section.kind == PartyKind::TinybaseSync {
+        return Err(invalid("kind", "\"tinybase-sync\" is not supported yet; use \"tinybase-persister\"".into()));
+    }
+    let store_path = section.store_path.unwrap_or_else(|| DEFAULT_STORE_PATH.to_owned());
+    if !store_path.starts_with('/') || store_path.len() < 2 {
+        return Err(invalid("store_path", format!("{store_path:?} must start with \"/\" and name something after it")));
+    }
+    let response_headers = match section.response_headers {
+        None => default_response_headers(),
+        Some(headers) => {
+            for (header, value) in &headers {
+                if actix_web::http::header::HeaderName::try_from(header.as_str()).is_err() {
+                    return Err(invalid("response_headers", format!("{header:?} is not a valid header name")));
+                }
+                if actix_web::http::header::HeaderValue::try_from(value.as_str()).is_err() {
+                    return Err(invalid("response_headers", format!("the value of {header:?} is not a valid header value")));
+                }
+            }
+            headers.into_iter().collect()
+        }
+    };
+    Ok(PartyConfig {
+        name,
+        kind: section.kind,
+        store_path,
+        message_prefix: section.message_prefix.unwrap_or_default(),
+        storage_prefix: section.storage_prefix.unwrap_or_default(),
+        response_headers,
+    })
+}
+
+/// TinyBase's default response headers: CORS open to everyone.
+fn default_response_headers() -> Vec<(String, String)> {
+    ["Access-Control-Allow-Origin", "Access-Control-Allow-Methods", "Access-Control-Allow-Headers"]
+        .into_iter()
+        .map(|name| (name.to_owned(), "*".to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

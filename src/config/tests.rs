@@ -1,0 +1,121 @@
+//! Tests of the configuration: defaults, the conformance file, overrides and every error.
+
+use super::*;
+use clap::{CommandFactory as _, Parser as _};
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml_str(text, Path::new("party.toml"))
+}
+
+fn error(text: &str) -> String {
+    parse(text).expect_err("must be refused").to_string()
+}
+
+#[test]
+fn the_command_line_is_well_formed() {
+    Cli::command().debug_assert();
+}
+
+#[test]
+fn an_empty_file_means_every_default() {
+    let config = parse("").unwrap();
+    assert_eq!(config.listen, DEFAULT_LISTEN.parse().unwrap());
+    assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+    assert_eq!(config.limits, Limits::default());
+    assert!(config.parties.is_empty());
+}
+
+#[test]
+fn the_shared_conformance_file_loads_as_it_is() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/party.toml");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        panic!("{} must exist beside the checkout", path.display());
+    };
+    let config = Config::from_toml_str(&text, &path).unwrap();
+    let main = config.party("main").unwrap();
+    assert_eq!((main.store_path.as_str(), main.message_prefix.as_str()), ("/store", ""));
+    assert_eq!(main.response_headers, default_response_headers());
+    let custom = config.party("custom").unwrap();
+    assert_eq!((custom.store_path.as_str(), custom.message_prefix.as_str()), ("/my_tinybase", "tb:"));
+    assert_eq!(custom.response_headers, default_response_headers());
+    let built_in = Config::conformance(PathBuf::from("d"));
+    assert_eq!(built_in.parties, config.parties);
+}
+
+#[test]
+fn every_key_is_read() {
+    let config = parse(
+        r#"
+        [server]
+        listen = "0.0.0.0:8080"
+        data_dir = "/var/lib/partyd"
+        max_message_bytes = 1000
+        outbound_buffer_bytes = 2000
+        ping_interval_seconds = 5
+        idle_timeout_seconds = 15
+        room_queue = 8
+        [parties.app]
+        kind = "tinybase-persister"
+        store_path = "/db"
+        message_prefix = "x:"
+        storage_prefix = "app_"
+        response_headers = { "Access-Control-Allow-Origin" = "https://app.example" }
+        "#,
+    )
+    .unwrap();
+    assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+    assert_eq!(config.data_dir, PathBuf::from("/var/lib/partyd"));
+    assert_eq!(
+        config.limits,
+        Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), room_queue: 8 }
+    );
+    let app = config.party("app").unwrap();
+    assert_eq!(app.kind, PartyKind::TinybasePersister);
+    assert_eq!((app.store_path.as_str(), app.message_prefix.as_str(), app.storage_prefix.as_str()), ("/db", "x:", "app_"));
+    assert_eq!(app.response_headers, vec![("Access-Control-Allow-Origin".to_owned(), "https://app.example".to_owned())]);
+}
+
+#[test]
+fn flags_override_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("p.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\ndata_dir = \"from-file\"\n").unwrap();
+    let cli = Cli::try_parse_from(["partyd", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir", "from-flag"]).unwrap();
+    let config = Config::load(&cli).unwrap();
+    assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
+    assert_eq!(config.data_dir, PathBuf::from("from-flag"));
+    let cli = Cli::try_parse_from(["partyd", "--config", file.to_str().unwrap()]).unwrap();
+    assert_eq!(Config::load(&cli).unwrap().data_dir, PathBuf::from("from-file"));
+}
+
+#[test]
+fn a_missing_file_is_named() {
+    let cli = Cli::try_parse_from(["partyd", "--config", "/nonexistent/party.toml"]).unwrap();
+    let message = Config::load(&cli).unwrap_err().to_string();
+    assert!(message.contains("/nonexistent/party.toml") && message.contains("--config"), "{message}");
+}
+
+#[test]
+fn bad_input_names_the_file_and_the_key() {
+    let cases = [
+        ("surprise = 1", "surprise"),
+        ("[server]\nlisten_on = \"x\"", "listen_on"),
+        ("[parties.main]\nkind = \"tinybase-persister\"\nstorepath = \"/x\"", "storepath"),
+        ("[parties.main]\nkind = \"tinybase-persisted\"", "tinybase-persisted"),
+        ("[parties.main]\nstore_path = \"/x\"", "kind"),
+        ("[parties.main]\nkind = \"tinybase-sync\"", "parties.main.kind"),
+        ("[server]\nlisten = \"localhost\"", "server.listen"),
+        ("[server]\nmax_message_bytes = 0", "server.max_message_bytes"),
+        ("[server]\nmax_message_bytes = \"big\"", "max_message_bytes"),
+        ("[server]\nidle_timeout_seconds = 0", "server.idle_timeout_seconds"),
+        ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"store\"", "parties.main.store_path"),
+        ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"/\"", "parties.main.store_path"),
+        ("[parties.main]\nkind = \"tinybase-persister\"\nresponse_headers = { \"Bad Header\" = \"1\" }", "parties.main.response_headers"),
+        ("[parties.\"a/b\"]\nkind = \"tinybase-persister\"", "parties.a/b"),
+    ];
+    for (text, key) in cases {
+        let message = error(text);
+        assert!(message.starts_with("party.toml: "), "{text:?}: {message}");
+        assert!(message.contains(key), "{text:?} should name {key:?}: {message}");
+    }
+}

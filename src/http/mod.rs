@@ -1,0 +1,124 @@
+//! The HTTP side: one catch-all handler that routes by the raw path to a party's room, then
+//! to the websocket upgrade or the store endpoint.
+
+mod route;
+mod store;
+
+use std::sync::Arc;
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{web, HttpRequest, HttpResponse};
+use tracing::Instrument;
+
+use crate::config::{Config, PartyConfig};
+use crate::room::{RoomKey, Rooms};
+use crate::ws;
+pub use route::{room_route, RoomRoute};
+
+/// What every handler shares.
+pub struct AppState {
+    /// The server's configuration.
+    pub config: Arc<Config>,
+    /// The live rooms.
+    pub rooms: Arc<Rooms>,
+}
+
+/// Registers partyd's routes on an actix-web app.
+pub fn configure(app: &mut web::ServiceConfig) {
+    app.default_service(web::to(dispatch));
+}
+
+async fn dispatch(req: HttpRequest, payload: web::Payload, state: web::Data<AppState>) -> HttpResponse {
+    // Only the path: query strings may carry tokens and are never logged.
+    let span = tracing::info_span!("http", method = %req.method(), path = %req.uri().path());
+    async move {
+        let response = route_request(&req, payload, &state).await;
+        let status = response.status();
+        if status.is_server_error() {
+            tracing::error!(%status, "answered");
+        } else if status.is_client_error() {
+            tracing::info!(%status, "answered");
+        } else {
+            tracing::debug!(%status, "answered");
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppState) -> HttpResponse {
+    let path = req.uri().path();
+    let Some(route) = room_route(path) else {
+        return HttpResponse::NotFound().body("not found");
+    };
+    let Some(party) = state.config.party(route.party) else {
+        return HttpResponse::NotFound().body(format!("Party {} not found", route.party));
+    };
+    let key = match RoomKey::new(&party.name, route.room) {
+        Ok(key) => key,
+        Err(error) => return with_party_headers(HttpResponse::BadRequest().body(format!("invalid room name: {error}")), party),
+    };
+    if is_websocket_upgrade(req.headers()) {
+        return websocket(req, payload, state, party, key).await;
+    }
+    if !path.ends_with(party.store_path.as_str()) {
+        return with_party_headers(HttpResponse::NotFound().finish(), party);
+    }
+    let response = store::handle(req, payload, state, party, key).await;
+    with_party_headers(response, party)
+}
+
+async fn websocket(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+    let Ok(room) = state.rooms.room(party, key) else {
+        return HttpResponse::ServiceUnavailable().body("server shutting down");
+    };
+    let socket = state.rooms.next_socket_id();
+    let connection_id = connection_id(req.query_string());
+    match ws::upgrade(req, payload, room, party, socket, connection_id, &state.config.limits).await {
+        Ok(response) => response,
+        Err(error) => error.error_response(),
+    }
+}
+
+fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+}
+
+/// The connection id: the form-decoded `_pk` query parameter (partysocket's id), else a new UUID.
+fn connection_id(query: &str) -> Arc<str> {
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "_pk")
+        .map(|(_, id)| Arc::from(id.as_ref()))
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()))
+}
+
+/// Puts the party's response headers (default: the three CORS headers) on an answer.
+fn with_party_headers(mut response: HttpResponse, party: &PartyConfig) -> HttpResponse {
+    let headers = response.headers_mut();
+    for (name, value) in &party.response_headers {
+        if let (Ok(name), Ok(value)) =
+            (header::HeaderName::try_from(name.as_str()), header::HeaderValue::try_from(value.as_str()))
+        {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connection_ids_are_form_decoded_and_generated_when_absent() {
+        assert_eq!(&*connection_id("_pk=a%20b+c&token=x"), "a b c");
+        assert_eq!(&*connection_id("x=1&_pk=id-1"), "id-1");
+        let generated = connection_id("token=x");
+        assert_eq!(generated.len(), 36);
+        assert_ne!(generated, connection_id(""));
+    }
+}

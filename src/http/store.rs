@@ -1,0 +1,92 @@
+//! The store endpoint of a `tinybase-persister` room: PUT of the initial store, GET (and every
+//! other method) of the whole store, OPTIONS as a CORS preflight.
+
+use actix_web::http::{header, Method};
+use actix_web::{web, HttpRequest, HttpResponse};
+use bytes::BytesMut;
+use futures_util::StreamExt as _;
+
+use super::AppState;
+use crate::config::PartyConfig;
+use crate::protocol::persister::parse_content;
+use crate::room::{GetResult, PutResult, RoomKey};
+
+/// The content type of every GET answer, as TinyBase's server sends it.
+const GET_CONTENT_TYPE: &str = "text/plain;charset=UTF-8";
+
+/// Answers a request whose path ends with the party's store path (party headers added by the caller).
+pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+    if req.method() == Method::OPTIONS {
+        return HttpResponse::NoContent().finish();
+    }
+    if req.method() == Method::PUT {
+        return put(req, payload, state, party, key).await;
+    }
+    get(state, party, key).await
+}
+
+async fn put(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+    let limit = state.config.limits.max_message_bytes;
+    let body = match read_body(req, payload, limit).await {
+        Ok(body) => body,
+        Err(BodyError::TooLarge) => {
+            return HttpResponse::PayloadTooLarge().body(format!("body is larger than {limit} bytes"));
+        }
+        Err(BodyError::Broken(error)) => return HttpResponse::BadRequest().body(format!("cannot read body: {error}")),
+    };
+    let content = match parse_content(&body) {
+        Ok(content) => content,
+        Err(invalid) => {
+            tracing::info!(reason = %invalid, "refusing an invalid PUT");
+            return HttpResponse::BadRequest().body(invalid.to_string());
+        }
+    };
+    let Ok(room) = state.rooms.room(party, key) else { return shutting_down() };
+    match room.put(content).await {
+        Ok(PutResult::Saved) => HttpResponse::Created().finish(),
+        Ok(PutResult::AlreadyHasStore) => HttpResponse::ResetContent().finish(),
+        Ok(PutResult::StorageFailed) => HttpResponse::InternalServerError().body("storage error"),
+        Err(_) => shutting_down(),
+    }
+}
+
+async fn get(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+    let Ok(room) = state.rooms.room(party, key) else { return shutting_down() };
+    let body = match room.get().await {
+        Ok(GetResult::Store(body)) => body,
+        Ok(GetResult::NoStore) => bytes::Bytes::new(),
+        Ok(GetResult::StorageFailed) => return HttpResponse::InternalServerError().body("storage error"),
+        Err(_) => return shutting_down(),
+    };
+    HttpResponse::Ok().insert_header((header::CONTENT_TYPE, GET_CONTENT_TYPE)).body(body)
+}
+
+fn shutting_down() -> HttpResponse {
+    HttpResponse::ServiceUnavailable().body("server shutting down")
+}
+
+enum BodyError {
+    TooLarge,
+    Broken(actix_web::error::PayloadError),
+}
+
+/// Reads a request body, refusing it as soon as it is known to exceed `limit` bytes.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<BytesMut, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(BodyError::Broken)?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}

@@ -1,0 +1,426 @@
+//! JSON exactly as JavaScript's `JSON.parse` and `JSON.stringify` treat it: correctly rounded
+//! doubles (overflow to ±Infinity), JavaScript's own-key order for objects, duplicate keys
+//! resolved as JavaScript does, and numbers printed as `Number#toString` prints them.
+//! (serde_json cannot parse `1e400` to Infinity without crate-wide feature flags.)
+
+use std::collections::HashMap;
+
+/// The deepest nesting accepted; deeper input is refused instead of risking the stack.
+pub const MAX_DEPTH: usize = 512;
+/// The deletion marker of TinyBase's websocket changes (U+FFFC).
+pub const MARKER: &str = "\u{FFFC}";
+/// Objects with more members than this find duplicate keys by hashing instead of scanning.
+const LINEAR_DUPLICATE_SCAN: usize = 16;
+
+/// A JavaScript value as JSON can express it, plus `undefined` (the decoded marker).
+#[derive(Clone, Debug, PartialEq)]
+pub enum JsValue {
+    /// `undefined`: only from a decoded deletion marker.
+    Undefined,
+    /// `null`.
+    Null,
+    /// `true` / `false`.
+    Bool(bool),
+    /// A double (may be ±Infinity after overflow).
+    Number(f64),
+    /// A string.
+    String(String),
+    /// An array.
+    Array(Vec<JsValue>),
+    /// An object, members in JavaScript's own-key order.
+    Object(Vec<(String, JsValue)>),
+}
+
+/// Why a text is not JSON.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not JSON at byte {position}: {reason}")]
+pub struct JsonError {
+    /// Byte offset of the problem.
+    pub position: usize,
+    /// What was expected.
+    pub reason: &'static str,
+}
+
+/// Parses like `JSON.parse`. With `decode_marker`, every string value (never a key) equal to
+/// U+FFFC becomes [`JsValue::Undefined`], at any depth.
+pub fn parse(text: &str, decode_marker: bool) -> Result<JsValue, JsonError> {
+    let mut parser = Parser { bytes: text.as_bytes(), text, at: 0, decode_marker };
+    parser.skip_whitespace();
+    let value = parser.value(0)?;
+    parser.skip_whitespace();
+    if parser.at != parser.bytes.len() {
+        return Err(parser.error("unexpected text after the JSON value"));
+    }
+    Ok(value)
+}
+
+struct Parser<'a> {
+    bytes: &'a [u8],
+    text: &'a str,
+    at: usize,
+    decode_marker: bool,
+}
+
+impl Parser<'_> {
+    fn error(&self, reason: &'static str) -> JsonError {
+        JsonError { position: self.at, reason }
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_whitespace(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.at += 1;
+        }
+    }
+
+    fn expect_literal(&mut self, literal: &'static str, value: JsValue) -> Result<JsValue, JsonError> {
+        if self.bytes[self.at..].starts_with(literal.as_bytes()) {
+            self.at += literal.len();
+            Ok(value)
+        } else {
+            Err(self.error("unknown literal"))
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<JsValue, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(self.error("nested too deeply"));
+        }
+        match self.peek() {
+            Some(b'{') => self.object(depth),
+            Some(b'[') => self.array(depth),
+            Some(b'"') => {
+                let string = self.string()?;
+                Ok(if self.decode_marker && string == MARKER { JsValue::Undefined } else { JsValue::String(string) })
+            }
+            Some(b't') => self.expect_literal("true", JsValue::Bool(true)),
+            Some(b'f') => self.expect_literal("false", JsValue::Bool(false)),
+            Some(b'n') => self.expect_literal("null", JsValue::Null),
+            Some(b'-' | b'0'..=b'9') => self.number(),
+            Some(_) => Err(self.error("expected a JSON value")),
+            None => Err(self.error("unexpected end of input")),
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<JsValue, JsonError> {
+        self.at += 1;
+        let mut items = Vec::new();
+        self.skip_whitespace();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(JsValue::Array(items));
+        }
+        loop {
+            self.skip_whitespace();
+            items.push(self.value(depth + 1)?);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
+                    self.at += 1;
+                    return Ok(JsValue::Array(items));
+                }
+                _ => return Err(self.error("expected ',' or ']'")),
+            }
+        }
+    }
+
+    fn object(&mut self, depth: usize) -> Result<JsValue, JsonError> {
+        self.at += 1;
+        let mut members = Members::default();
+        self.skip_whitespace();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(JsValue::Object(members.into_js_order()));
+        }
+        loop {
+            self.skip_whitespace();
+            if self.peek() != Some(b'"') {
+                return Err(self.error("expected a string key"));
+            }
+            let key = self.string()?;
+            self.skip_whitespace();
+            if self.peek() != Some(b':') {
+                return Err(self.error("expected ':'"));
+            }
+            self.at += 1;
+            self.skip_whitespace();
+            let value = self.value(depth + 1)?;
+            members.insert(key, value);
+            self.skip_whitespace();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(JsValue::Object(members.into_js_order()));
+                }
+                _ => return Err(self.error("expected ',' or '}'")),
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<JsValue, JsonError> {
+        let start = self.at;
+        if self.peek() == Some(b'-') {
+            self.at += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(self.error("expected a digit")),
+        }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("expected a digit after '.'"));
+            }
+            self.digits();
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.at += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.at += 1;
+            }
+            if !matches!(self.peek(), Some(b'0'..=b'9')) {
+                return Err(self.error("expected a digit in the exponent"));
+            }
+            self.digits();
+        }
+        // The grammar was checked above; Rust's parse rounds correctly, overflows to ±inf and
+        // underflows to ±0, exactly like JavaScript.
+        let number = self.text[start..self.at].parse::<f64>().map_err(|_| self.error("bad number"))?;
+        Ok(JsValue::Number(number))
+    }
+
+    fn digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.at += 1;
+        }
+    }
+
+    fn string(&mut self) -> Result<String, JsonError> {
+        self.at += 1;
+        let mut out = String::new();
+        loop {
+            let run_start = self.at;
+            while let Some(byte) = self.peek() {
+                if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                    break;
+                }
+                self.at += 1;
+            }
+            out.push_str(&self.text[run_start..self.at]);
+            match self.peek() {
+                Some(b'"') => {
+                    self.at += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.at += 1;
+                    self.escape(&mut out)?;
+                }
+                Some(_) => return Err(self.error("control character in a string")),
+                None => return Err(self.error("unterminated string")),
+            }
+        }
+    }
+
+    fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
+        let Some(byte) = self.peek() else { return Err(self.error("unterminated escape")) };
+        self.at += 1;
+        let simple = match byte {
+            b'"' => '"',
+            b'\\' => '\\',
+            b'/' => '/',
+            b'b' => '\u{8}',
+            b'f' => '\u{c}',
+            b'n' => '\n',
+            b'r' => '\r',
+            b't' => '\t',
+            b'u' => {
+                out.push(self.unicode_escape()?);
+                return Ok(());
+            }
+            _ => return Err(self.error("unknown escape")),
+        };
+        out.push(simple);
+        Ok(())
+    }
+
+    fn hex4(&mut self) -> Result<u32, JsonError> {
+        let digits = self.text.get(self.at..self.at + 4).ok_or_else(|| self.error("short \\u escape"))?;
+        if !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(self.error("bad \\u escape"));
+        }
+        self.at += 4;
+        u32::from_str_radix(digits, 16).map_err(|_| self.error("bad \\u escape"))
+    }
+
+    fn unicode_escape(&mut self) -> Result<char, JsonError> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                if !self.bytes[self.at..].starts_with(b"\\u") {
+                    return Err(self.error("lone surrogate (not representable)"));
+                }
+                self.at += 2;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return Err(self.error("lone surrogate (not representable)"));
+                }
+                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(self.error("lone surrogate (not representable)")),
+            code => code,
+        };
+        char::from_u32(code).ok_or_else(|| self.error("bad \\u escape"))
+    }
+}
+
+/// Object members while parsing: a repeated key keeps its first position and takes the last value.
+#[derive(Default)]
+struct Members {
+    list: Vec<(String, JsValue)>,
+    index: Option<HashMap<String, usize>>,
+}
+
+impl Members {
+    fn insert(&mut self, key: String, value: JsValue) {
+        if self.index.is_none() && self.list.len() >= LINEAR_DUPLICATE_SCAN {
+            let index = self.list.iter().enumerate().map(|(i, (k, _))| (k.clone(), i)).collect();
+            self.index = Some(index);
+        }
+        let existing = match &self.index {
+            Some(index) => index.get(&key).copied(),
+            None => self.list.iter().position(|(k, _)| *k == key),
+        };
+        match existing {
+            Some(position) => self.list[position].1 = value,
+            None => {
+                if let Some(index) = &mut self.index {
+                    index.insert(key.clone(), self.list.len());
+                }
+                self.list.push((key, value));
+            }
+        }
+    }
+
+    /// JavaScript's own-key order: array-index keys ascending, then the rest as inserted.
+    fn into_js_order(self) -> Vec<(String, JsValue)> {
+        let mut list = self.list;
+        if list.iter().any(|(key, _)| is_array_index(key).is_some()) {
+            // A stable sort keeps the insertion order of the non-index keys.
+            list.sort_by_key(|(key, _)| is_array_index(key).map_or((1, 0), |index| (0, index)));
+        }
+        list
+    }
+}
+
+/// The array index an id stands for: canonical decimal `0` ..= `4294967294`.
+pub fn is_array_index(id: &str) -> Option<u32> {
+    let bytes = id.as_bytes();
+    if bytes.is_empty() || bytes.len() > 10 || (bytes[0] == b'0' && bytes.len() > 1) || !bytes.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    id.parse::<u64>().ok().filter(|&n| n < u64::from(u32::MAX)).map(|n| n as u32)
+}
+
+/// Appends `JSON.stringify(value)` as stored and served by GET: `undefined` in an array prints
+/// `null`, an object member that is `undefined` is left out, non-finite numbers print `null`.
+pub fn write_stored(value: &JsValue, out: &mut String) {
+    write_value(value, out, false);
+}
+
+/// Appends the broadcast form: like [`write_stored`], but every `undefined` is the marker string.
+pub fn write_wire(value: &JsValue, out: &mut String) {
+    write_value(value, out, true);
+}
+
+fn write_value(value: &JsValue, out: &mut String, wire: bool) {
+    match value {
+        JsValue::Undefined if wire => write_string(MARKER, out),
+        JsValue::Undefined | JsValue::Null => out.push_str("null"),
+        JsValue::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+        JsValue::Number(n) => write_number(*n, out),
+        JsValue::String(s) => write_string(s, out),
+        JsValue::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(item, out, wire);
+            }
+            out.push(']');
+        }
+        JsValue::Object(members) => {
+            out.push('{');
+            let mut first = true;
+            for (key, member) in members {
+                if !wire && matches!(member, JsValue::Undefined) {
+                    continue;
+                }
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                write_string(key, out);
+                out.push(':');
+                write_value(member, out, wire);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// Appends a number as `Number#toString` prints it; non-finite numbers print `null` (JSON).
+pub fn write_number(n: f64, out: &mut String) {
+    if !n.is_finite() {
+        out.push_str("null");
+    } else if n == 0.0 {
+        out.push('0');
+    } else {
+        out.push_str(ryu_js::Buffer::new().format_finite(n));
+    }
+}
+
+/// Appends `JSON.stringify(s)`: quotes, `\"`, `\\`, the short escapes, `\u00xx` for other
+/// control characters, everything else raw.
+pub fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    escape_into(s, out);
+    out.push('"');
+}
+
+/// The JSON escape of one character, if it needs one.
+pub fn escape_char(c: char) -> Option<&'static str> {
+    const CONTROL: [&str; 32] = [
+        "\\u0000", "\\u0001", "\\u0002", "\\u0003", "\\u0004", "\\u0005", "\\u0006", "\\u0007", "\\b", "\\t", "\\n",
+        "\\u000b", "\\f", "\\r", "\\u000e", "\\u000f", "\\u0010", "\\u0011", "\\u0012", "\\u0013", "\\u0014", "\\u0015",
+        "\\u0016", "\\u0017", "\\u0018", "\\u0019", "\\u001a", "\\u001b", "\\u001c", "\\u001d", "\\u001e", "\\u001f",
+    ];
+    match c {
+        '"' => Some("\\\""),
+        '\\' => Some("\\\\"),
+        c if (c as u32) < 0x20 => Some(CONTROL[c as usize]),
+        _ => None,
+    }
+}
+
+fn escape_into(s: &str, out: &mut String) {
+    let mut run_start = 0;
+    for (i, c) in s.char_indices() {
+        if let Some(escape) = escape_char(c) {
+            out.push_str(&s[run_start..i]);
+            out.push_str(escape);
+            run_start = i + c.len_utf8();
+        }
+    }
+    out.push_str(&s[run_start..]);
+}
+
+#[cfg(test)]
+mod tests;

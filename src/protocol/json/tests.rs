@@ -1,0 +1,121 @@
+//! Tests of the JavaScript-exact JSON: parsing, key order, numbers and strings as JS prints them.
+
+use super::*;
+use proptest::prelude::*;
+
+fn stored(text: &str) -> String {
+    let mut out = String::new();
+    write_stored(&parse(text, false).unwrap(), &mut out);
+    out
+}
+
+#[test]
+fn numbers_print_as_javascript_prints_them() {
+    // Expected strings from `node -e 'console.log(JSON.stringify(JSON.parse(x)))'` for each input.
+    let cases = [
+        ("-0", "0"),
+        ("1E21", "1e+21"),
+        ("5.000", "5"),
+        ("1.0", "1"),
+        ("-2.50", "-2.5"),
+        ("1E+2", "100"),
+        ("9007199254740993", "9007199254740992"),
+        ("123456789012345678901", "123456789012345680000"),
+        ("100000000000000000000", "100000000000000000000"),
+        ("1e-400", "0"),
+        ("1.5e-7", "1.5e-7"),
+        ("1e-7", "1e-7"),
+        ("0.000001", "0.000001"),
+        ("5e-324", "5e-324"),
+        ("1.7976931348623157e+308", "1.7976931348623157e+308"),
+        ("0.1", "0.1"),
+        ("1e400", "null"),
+        ("-1e999", "null"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(stored(input), expected, "{input}");
+    }
+}
+
+#[test]
+fn strings_print_as_json_stringify_prints_them() {
+    let input = r#""q\" b\\ \b\t\n\f\r \u0000\u001f\u007f / \u2028\u2029 \ufffc \ufffd 😀 \ud83d\ude00""#;
+    assert_eq!(stored(input), "\"q\\\" b\\\\ \\b\\t\\n\\f\\r \\u0000\\u001f\u{7f} / \u{2028}\u{2029} \u{fffc} \u{fffd} 😀 😀\"");
+}
+
+#[test]
+fn objects_take_javascript_key_order_and_the_last_duplicate() {
+    assert_eq!(stored(r#"{"b":1,"10":2,"a":3,"9":4,"01":5,"-1":6,"4294967295":7,"4294967294":8}"#),
+        r#"{"9":4,"10":2,"4294967294":8,"b":1,"a":3,"01":5,"-1":6,"4294967295":7}"#);
+    assert_eq!(stored(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":3,"b":2}"#);
+    let many: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect::<String>() + "\"k3\":\"last\"";
+    let value = parse(&format!("{{{many}}}"), false).unwrap();
+    let JsValue::Object(members) = value else { panic!() };
+    assert_eq!(members.len(), 40);
+    assert_eq!(members[3], ("k3".to_owned(), JsValue::String("last".into())));
+}
+
+#[test]
+fn the_marker_is_decoded_only_in_values_and_only_when_asked() {
+    let text = "{\"\u{fffc}\":[\"\u{fffc}\",{\"k\":\"\u{fffc}\"}]}";
+    let decoded = parse(text, true).unwrap();
+    let mut out = String::new();
+    write_stored(&decoded, &mut out);
+    assert_eq!(out, "{\"\u{fffc}\":[null,{}]}");
+    out.clear();
+    write_wire(&decoded, &mut out);
+    assert_eq!(out, text);
+    assert_eq!(stored(text), text, "without decoding it is a plain string");
+}
+
+#[test]
+fn invalid_json_is_refused() {
+    let long_nest = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
+    for bad in ["", " ", "nul", "NaN", "Infinity", "undefined", "'a'", "[1,]", "{\"a\":1,}", "[1] x", "01", "1.", ".5", "-", "1e",
+        "\"\\x\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\nb\"", "\u{feff}[]", "\u{a0}[]", "[1 2]", "{\"a\" 1}", "{1:2}", &long_nest] {
+        assert!(parse(bad, false).is_err(), "{bad:?} must not parse");
+    }
+    for good in [" [ 1 , {} ] ", "\t\n\r0", "-0.0e-0", "\"\\/\"", "[[[[]]]]"] {
+        assert!(parse(good, false).is_ok(), "{good:?} must parse");
+    }
+}
+
+#[test]
+fn array_indices_are_canonical_decimals_below_2_to_32_minus_1() {
+    assert_eq!(is_array_index("0"), Some(0));
+    assert_eq!(is_array_index("4294967294"), Some(4_294_967_294));
+    for not in ["", "01", "-1", "+1", "1.0", "4294967295", "99999999999", "1e3", " 1"] {
+        assert_eq!(is_array_index(not), None, "{not:?}");
+    }
+}
+
+fn js_value() -> impl Strategy<Value = JsValue> {
+    let leaf = prop_oneof![
+        Just(JsValue::Null),
+        any::<bool>().prop_map(JsValue::Bool),
+        any::<f64>().prop_filter("finite", |n| n.is_finite()).prop_map(JsValue::Number),
+        ".*".prop_map(JsValue::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(JsValue::Array),
+            proptest::collection::btree_map("[a-z0-9]{0,3}", inner, 0..6)
+                .prop_map(|members| JsValue::Object(members.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn parsing_never_panics(text in ".*") {
+        let _ = parse(&text, true);
+    }
+
+    #[test]
+    fn printed_values_parse_back_to_what_prints_the_same(value in js_value()) {
+        // Generated objects are not in JavaScript key order; one parse puts them in it.
+        let print = |value: &JsValue| { let mut out = String::new(); write_stored(value, &mut out); out };
+        let normalised = print(&parse(&print(&value), false).unwrap());
+        prop_assert_eq!(print(&parse(&normalised, false).unwrap()), normalised);
+    }
+}

@@ -1,0 +1,111 @@
+//! The `tinybase-persister` kind (TinyBase's PartyKit persister protocol): validating PUT
+//! bodies and `s` changes, the room's store in memory, and its GET rendering, byte-exact with
+//! TinyBase 10's server class. See `../shared/spec/partykit-persister.md`.
+
+mod parse;
+mod store;
+#[cfg(test)]
+mod tests;
+
+pub use parse::{parse_content, parse_frame, IgnoredFrame, InvalidContent};
+pub use store::{Applied, PersisterStore, PutOutcome, StoreOp, StoredEntry};
+
+use super::json::{self, JsValue};
+
+/// The canonical JSON text of one valid cell or value, exactly as GET prints it; stored on
+/// disk as these bytes too.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CellText(Box<str>);
+
+/// Stored text that is not a valid cell or value.
+#[derive(Debug, thiserror::Error)]
+#[error("stored cell is not a valid cell")]
+pub struct InvalidStoredCell;
+
+impl CellText {
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Rebuilds a cell read from disk, checking it is still a valid cell.
+    pub fn from_stored(text: String) -> Result<Self, InvalidStoredCell> {
+        match json::parse(&text, false) {
+            Ok(value) if is_valid_cell(&value) => Ok(Self(text.into_boxed_str())),
+            _ => Err(InvalidStoredCell),
+        }
+    }
+
+    fn of(value: &JsValue) -> Self {
+        let mut text = String::new();
+        json::write_stored(value, &mut text);
+        Self(text.into_boxed_str())
+    }
+}
+
+/// TinyBase 10's cell and value check: string, finite number, boolean, null, array or object
+/// (arrays and objects are not looked into).
+fn is_valid_cell(value: &JsValue) -> bool {
+    match value {
+        JsValue::Number(n) => n.is_finite(),
+        JsValue::String(_) | JsValue::Bool(_) | JsValue::Null | JsValue::Array(_) | JsValue::Object(_) => true,
+        JsValue::Undefined => false,
+    }
+}
+
+/// A cell or value set by a change: its stored form, and its broadcast form when that differs
+/// (an array or object holding a deletion marker).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CellChange {
+    stored: CellText,
+    wire: Option<Box<str>>,
+}
+
+impl CellChange {
+    fn of(value: &JsValue) -> Self {
+        let stored = CellText::of(value);
+        let mut wire = String::new();
+        json::write_wire(value, &mut wire);
+        let wire = (wire != stored.as_str()).then(|| wire.into_boxed_str());
+        Self { stored, wire }
+    }
+
+    /// The JSON text broadcast for this cell.
+    fn wire(&self) -> &str {
+        self.wire.as_deref().unwrap_or(self.stored.as_str())
+    }
+}
+
+/// A valid PUT body: tables → rows → cells and values, empty tables and rows left out.
+#[derive(Debug, PartialEq)]
+pub struct Content {
+    tables: Vec<(String, Vec<(String, Vec<(String, CellText)>)>)>,
+    values: Vec<(String, CellText)>,
+    /// The body was exactly `[{}, {}]` (no tables and no values at all).
+    empty: bool,
+}
+
+/// What a change does to one table.
+#[derive(Debug, PartialEq)]
+pub enum TableChange {
+    /// Delete the table.
+    Delete,
+    /// Change these rows.
+    Rows(Vec<(String, RowChange)>),
+}
+
+/// What a change does to one row.
+#[derive(Debug, PartialEq)]
+pub enum RowChange {
+    /// Delete the row.
+    Delete,
+    /// Set (`Some`) or delete (`None`) these cells.
+    Cells(Vec<(String, Option<CellChange>)>),
+}
+
+/// Valid `s` changes: `[tables, values, 1]` with deletions decoded.
+#[derive(Debug, PartialEq)]
+pub struct Changes {
+    tables: Vec<(String, TableChange)>,
+    values: Vec<(String, Option<CellChange>)>,
+}

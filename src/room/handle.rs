@@ -1,0 +1,119 @@
+//! The cheap-clone handle through which HTTP handlers and connections talk to a room task,
+//! and the commands it carries.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::{mpsc, oneshot};
+
+use super::RoomKey;
+use crate::protocol::persister::{Changes, Content};
+use crate::ws::outbox::Outbox;
+
+/// Identifies one websocket within the whole server (several sockets may share a connection id).
+pub type SocketId = u64;
+
+/// The room task has stopped (the server is shutting down); the request cannot be served.
+#[derive(Debug, thiserror::Error)]
+#[error("room is not running")]
+pub struct RoomGone;
+
+/// How a PUT of the whole store ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum PutResult {
+    /// Saved and flushed; the room may now have a store (201).
+    Saved,
+    /// The room already had a store; nothing changed (205).
+    AlreadyHasStore,
+    /// Storage failed; nothing was acknowledged (500).
+    StorageFailed,
+}
+
+/// What a GET of the store found.
+#[derive(Debug, PartialEq, Eq)]
+pub enum GetResult {
+    /// The GET body: `[tables, values]`.
+    Store(Bytes),
+    /// The room has no store yet.
+    NoStore,
+    /// The room could not be read from storage.
+    StorageFailed,
+}
+
+/// The commands a room task handles, one at a time, in arrival order.
+pub(crate) enum Command {
+    Join { socket: SocketId, connection_id: Arc<str>, outbox: Outbox, joined: oneshot::Sender<bool> },
+    Leave { socket: SocketId },
+    Changes { connection_id: Arc<str>, changes: Changes },
+    Put { content: Content, reply: oneshot::Sender<PutResult> },
+    Get { reply: oneshot::Sender<GetResult> },
+    Shutdown { done: oneshot::Sender<()> },
+}
+
+/// A live room, as seen from outside its task.
+#[derive(Clone)]
+pub struct RoomHandle {
+    key: RoomKey,
+    commands: mpsc::Sender<Command>,
+}
+
+impl RoomHandle {
+    pub(crate) fn new(key: RoomKey, commands: mpsc::Sender<Command>) -> Self {
+        Self { key, commands }
+    }
+
+    /// Which room this is.
+    pub fn key(&self) -> &RoomKey {
+        &self.key
+    }
+
+    /// True once the room task has stopped.
+    pub fn is_closed(&self) -> bool {
+        self.commands.is_closed()
+    }
+
+    async fn send(&self, command: Command) -> Result<(), RoomGone> {
+        self.commands.send(command).await.map_err(|_| RoomGone)
+    }
+
+    /// Makes a socket a member of the room; it receives every broadcast made after this returns.
+    /// `Ok(false)` when the room could not be loaded from storage.
+    pub async fn join(&self, socket: SocketId, connection_id: Arc<str>, outbox: Outbox) -> Result<bool, RoomGone> {
+        let (joined, answer) = oneshot::channel();
+        self.send(Command::Join { socket, connection_id, outbox, joined }).await?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Ends a socket's membership (its other sockets with the same connection id stay).
+    pub async fn leave(&self, socket: SocketId) {
+        // A room that is gone has no membership to end.
+        let _ = self.send(Command::Leave { socket }).await;
+    }
+
+    /// Queues validated changes from a connection; applied, flushed, then broadcast.
+    pub async fn send_changes(&self, connection_id: Arc<str>, changes: Changes) -> Result<(), RoomGone> {
+        self.send(Command::Changes { connection_id, changes }).await
+    }
+
+    /// Saves a validated initial store; answers once it is durable.
+    pub async fn put(&self, content: Content) -> Result<PutResult, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Put { content, reply }).await?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Reads the store as the GET body; never sees a change that is not yet durable.
+    pub async fn get(&self) -> Result<GetResult, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Get { reply }).await?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Asks the room to finish its queued work, close its sockets with 1001 and stop.
+    pub(crate) async fn shutdown(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.send(Command::Shutdown { done }).await.is_ok() {
+            let _ = finished.await;
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Rooms: validated names, the registry of live rooms, and the one task per room that owns
+//! its state. HTTP handlers and websocket connections reach a room only through a
+//! [`RoomHandle`]; only the room task touches the room's store and storage.
+
+mod handle;
+pub mod names;
+mod persisted;
+mod registry;
+mod task;
+
+pub use handle::{GetResult, PutResult, RoomGone, RoomHandle, SocketId};
+pub use names::{NameError, RoomKey};
+pub use registry::Rooms;

@@ -1,0 +1,73 @@
+//! The registry of live rooms: finds a room's task or starts it (loading the room from storage
+//! on first touch), hands out socket ids, and shuts every room down at the end.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::sync::mpsc;
+
+use super::handle::{RoomGone, RoomHandle, SocketId};
+use super::task::RoomTask;
+use super::RoomKey;
+use crate::config::{Limits, PartyConfig};
+use crate::storage::Storage;
+
+/// Every live room of the server.
+pub struct Rooms {
+    storage: Arc<dyn Storage>,
+    room_queue: usize,
+    live: Mutex<HashMap<RoomKey, RoomHandle>>,
+    next_socket: AtomicU64,
+    accepting: AtomicBool,
+}
+
+impl Rooms {
+    /// An empty registry over `storage`.
+    pub fn new(storage: Arc<dyn Storage>, limits: &Limits) -> Self {
+        Self {
+            storage,
+            room_queue: limits.room_queue,
+            live: Mutex::new(HashMap::new()),
+            next_socket: AtomicU64::new(1),
+            accepting: AtomicBool::new(true),
+        }
+    }
+
+    /// The room's handle, starting its task if the room is not live yet.
+    /// Must be called from within a Tokio runtime.
+    pub fn room(&self, party: &PartyConfig, key: RoomKey) -> Result<RoomHandle, RoomGone> {
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(RoomGone);
+        }
+        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(handle) = live.get(&key).filter(|handle| !handle.is_closed()) {
+            return Ok(handle.clone());
+        }
+        let (commands, receiver) = mpsc::channel(self.room_queue);
+        let handle = RoomHandle::new(key.clone(), commands);
+        let task = RoomTask::new(key.clone(), self.storage.clone(), party.message_prefix.as_str().into());
+        tokio::spawn(task.run(receiver));
+        live.insert(key, handle.clone());
+        Ok(handle)
+    }
+
+    /// A server-wide unique id for a new socket.
+    pub fn next_socket_id(&self) -> SocketId {
+        self.next_socket.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// How many rooms are live.
+    pub fn live_count(&self) -> usize {
+        self.live.lock().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Stops starting rooms, then lets every live room finish its queued work, close its
+    /// sockets with 1001 and stop.
+    pub async fn shutdown(&self) {
+        self.accepting.store(false, Ordering::Release);
+        let handles: Vec<RoomHandle> =
+            self.live.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, handle)| handle).collect();
+        futures_util::future::join_all(handles.iter().map(RoomHandle::shutdown)).await;
+    }
+}

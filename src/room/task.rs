@@ -1,0 +1,234 @@
+//! The task that owns one room: it applies PUTs and changes one at a time in arrival order,
+//! writes them to storage, waits until they are durable, and only then answers and broadcasts.
+//!
+//! Group commit: the task takes every command already queued (up to a bound) as one round,
+//! writes the round's changes as one batch and waits for one flush, so a busy room pays one
+//! flush per round rather than per message, and many rooms share the flusher's flushes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+use super::handle::{Command, GetResult, PutResult, SocketId};
+use super::persisted::{entry_writes, load_store, room_path};
+use super::RoomKey;
+use crate::protocol::persister::{PersisterStore, PutOutcome};
+use crate::storage::{EntryWrite, Storage};
+use crate::ws::outbox::{Outbox, SendError};
+use crate::ws::close;
+
+/// The most commands one round takes before it writes and flushes: bounds a round's latency
+/// and the memory held by its pending broadcasts.
+const MAX_COMMANDS_PER_ROUND: usize = 256;
+
+/// One socket in the room.
+struct Member {
+    connection_id: Arc<str>,
+    outbox: Outbox,
+}
+
+/// Something to do once the round's writes are durable.
+enum Effect {
+    Broadcast { exclude: Arc<str>, frame: ByteString },
+    Put(oneshot::Sender<PutResult>, PutResult),
+    Get(oneshot::Sender<GetResult>, GetResult),
+}
+
+#[derive(Default)]
+struct Round {
+    writes: Vec<EntryWrite>,
+    effects: Vec<Effect>,
+    shutdown: Vec<oneshot::Sender<()>>,
+}
+
+pub(crate) struct RoomTask {
+    key: RoomKey,
+    storage: Arc<dyn Storage>,
+    message_prefix: Arc<str>,
+    /// `None` while the room could not be read from storage (retried on the next round).
+    store: Option<PersisterStore>,
+    members: HashMap<SocketId, Member>,
+    /// The last GET body, dropped whenever the store changes.
+    cached_body: Option<Bytes>,
+}
+
+impl RoomTask {
+    pub(crate) fn new(key: RoomKey, storage: Arc<dyn Storage>, message_prefix: Arc<str>) -> Self {
+        Self { key, storage, message_prefix, store: None, members: HashMap::new(), cached_body: None }
+    }
+
+    /// Runs until the room is shut down or every handle is dropped.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let span = tracing::info_span!("room", party = %self.key.party(), room = %self.key.room());
+        async move {
+            while let Some(first) = commands.recv().await {
+                self.ensure_loaded();
+                let mut round = Round::default();
+                self.handle(first, &mut round);
+                for _ in 1..MAX_COMMANDS_PER_ROUND {
+                    match commands.try_recv() {
+                        Ok(command) => self.handle(command, &mut round),
+                        Err(_) => break,
+                    }
+                }
+                let stopping = !round.shutdown.is_empty();
+                self.finish(round).await;
+                if stopping {
+                    break;
+                }
+            }
+            tracing::debug!("room stopped");
+        }
+        .instrument(span)
+        .await
+    }
+
+    fn ensure_loaded(&mut self) {
+        if self.store.is_some() {
+            return;
+        }
+        let started = std::time::Instant::now();
+        match load_store(self.storage.as_ref(), &self.key) {
+            Ok(store) => {
+                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "room loaded");
+                self.store = Some(store);
+                self.cached_body = None;
+            }
+            Err(error) => tracing::error!(%error, "cannot load room from storage"),
+        }
+    }
+
+    fn handle(&mut self, command: Command, round: &mut Round) {
+        match command {
+            Command::Join { socket, connection_id, outbox, joined } => {
+                let loaded = self.store.is_some();
+                if loaded {
+                    self.members.insert(socket, Member { connection_id, outbox });
+                }
+                let _ = joined.send(loaded);
+            }
+            Command::Leave { socket } => {
+                self.members.remove(&socket);
+            }
+            Command::Changes { connection_id, changes } => {
+                let Some(store) = self.store.as_mut() else { return };
+                if let Some(applied) = store.apply_changes(changes) {
+                    self.cached_body = None;
+                    round.writes.extend(entry_writes(applied.ops));
+                    let frame = format!("{}s{}", self.message_prefix, applied.payload);
+                    round.effects.push(Effect::Broadcast { exclude: connection_id, frame: frame.into() });
+                }
+            }
+            Command::Put { content, reply } => {
+                let result = match self.store.as_mut().map(|store| store.put(content)) {
+                    None => PutResult::StorageFailed,
+                    Some(PutOutcome::AlreadyHasStore) => PutResult::AlreadyHasStore,
+                    Some(PutOutcome::Saved { ops, .. }) => {
+                        self.cached_body = None;
+                        round.writes.extend(entry_writes(ops));
+                        PutResult::Saved
+                    }
+                };
+                round.effects.push(Effect::Put(reply, result));
+            }
+            Command::Get { reply } => {
+                let result = self.read_body();
+                round.effects.push(Effect::Get(reply, result));
+            }
+            Command::Shutdown { done } => round.shutdown.push(done),
+        }
+    }
+
+    fn read_body(&mut self) -> GetResult {
+        let Some(store) = self.store.as_ref() else { return GetResult::StorageFailed };
+        if let Some(body) = &self.cached_body {
+            return GetResult::Store(body.clone());
+        }
+        match store.render() {
+            Some(body) => {
+                let body = Bytes::from(body);
+                self.cached_body = Some(body.clone());
+                GetResult::Store(body)
+            }
+            None => GetResult::NoStore,
+        }
+    }
+
+    /// Makes the round durable, then carries out its effects in order.
+    async fn finish(&mut self, round: Round) {
+        let Round { writes, effects, shutdown } = round;
+        if !writes.is_empty() {
+            let path = room_path(&self.key);
+            let durable = match self.storage.write(path, writes) {
+                Ok(()) => self.storage.durable().await,
+                Err(error) => Err(error),
+            };
+            if let Err(error) = durable {
+                tracing::error!(%error, "storage failed; closing the room's sockets and reloading it");
+                self.fail_round(effects);
+            } else {
+                effects.into_iter().for_each(|effect| self.carry_out(effect));
+            }
+        } else {
+            effects.into_iter().for_each(|effect| self.carry_out(effect));
+        }
+        if !shutdown.is_empty() {
+            self.close_all(close::GOING_AWAY, "server shutting down");
+            for done in shutdown {
+                let _ = done.send(());
+            }
+        }
+    }
+
+    fn carry_out(&mut self, effect: Effect) {
+        match effect {
+            Effect::Broadcast { exclude, frame } => self.broadcast(&exclude, frame),
+            Effect::Put(reply, result) => drop(reply.send(result)),
+            Effect::Get(reply, result) => drop(reply.send(result)),
+        }
+    }
+
+    /// Nothing of a failed round is acknowledged or broadcast; the room reloads what is on disk.
+    fn fail_round(&mut self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Broadcast { .. } => {}
+                Effect::Put(reply, _) => drop(reply.send(PutResult::StorageFailed)),
+                Effect::Get(reply, _) => drop(reply.send(GetResult::StorageFailed)),
+            }
+        }
+        self.close_all(close::INTERNAL_ERROR, "storage error");
+        self.store = None;
+        self.cached_body = None;
+        self.ensure_loaded();
+    }
+
+    /// Sends a frame to every socket whose connection id is not `exclude`; a socket that cannot
+    /// take it (too many unsent bytes) is cut off as a slow consumer.
+    fn broadcast(&mut self, exclude: &str, frame: ByteString) {
+        self.members.retain(|socket, member| {
+            if &*member.connection_id == exclude {
+                return true;
+            }
+            match member.outbox.send(frame.clone()) {
+                Ok(()) => true,
+                Err(SendError::Full) => {
+                    tracing::warn!(socket, "closing a slow consumer");
+                    member.outbox.close(close::TRY_AGAIN_LATER, "slow consumer");
+                    false
+                }
+                Err(SendError::Gone) => false,
+            }
+        });
+    }
+
+    fn close_all(&mut self, code: u16, reason: &'static str) {
+        for (_, member) in self.members.drain() {
+            member.outbox.close(code, reason);
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! Group commit: one thread owns flushing. Every caller of `durable()` queues a waiter; the
+//! thread takes all waiters queued so far, runs one flush, answers them all, and repeats. A
+//! waiter queued while a flush runs waits for the next one (its write may have come too late).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
+use std::thread::JoinHandle;
+use std::time::Instant;
+
+use tokio::sync::oneshot;
+
+use super::{DurableTicket, StorageError};
+
+type Waiter = oneshot::Sender<Result<(), StorageError>>;
+
+/// Counters of the flusher, for metrics and benchmark reports.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FlushStats {
+    /// Flushes run.
+    pub flushes: u64,
+    /// Tickets answered by those flushes.
+    pub tickets: u64,
+    /// Microseconds the last flush took.
+    pub last_flush_micros: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    flushes: AtomicU64,
+    tickets: AtomicU64,
+    last_flush_micros: AtomicU64,
+}
+
+/// The handle to the flushing thread; dropping it answers pending waiters and stops the thread.
+pub struct Flusher {
+    waiters: Option<mpsc::Sender<Waiter>>,
+    counters: Arc<Counters>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Flusher {
+    /// Starts the thread; `flush` makes everything written so far durable.
+    pub fn start<F>(flush: F) -> std::io::Result<Self>
+    where
+        F: Fn() -> Result<(), StorageError> + Send + 'static,
+    {
+        let (sender, receiver) = mpsc::channel::<Waiter>();
+        let counters = Arc::new(Counters::default());
+        let thread_counters = counters.clone();
+        let thread = std::thread::Builder::new()
+            .name("partyd-flusher".into())
+            .spawn(move || run(&receiver, &flush, &thread_counters))?;
+        Ok(Self { waiters: Some(sender), counters, thread: Some(thread) })
+    }
+
+    /// A ticket answered by the next flush that starts after this call.
+    pub fn durable(&self) -> DurableTicket {
+        let (waiter, answer) = oneshot::channel();
+        if let Some(waiters) = &self.waiters {
+            // If the thread is gone the waiter is dropped and the ticket reports an error.
+            let _ = waiters.send(waiter);
+        }
+        DurableTicket::new(answer)
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> FlushStats {
+        FlushStats {
+            flushes: self.counters.flushes.load(Ordering::Relaxed),
+            tickets: self.counters.tickets.load(Ordering::Relaxed),
+            last_flush_micros: self.counters.last_flush_micros.load(Ordering::Relaxed),
+        }
+    }
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        drop(self.waiters.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(receiver: &mpsc::Receiver<Waiter>, flush: &dyn Fn() -> Result<(), StorageError>, counters: &Counters) {
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        batch.extend(receiver.try_iter());
+        let started = Instant::now();
+        let result = flush();
+        counters.last_flush_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        counters.flushes.fetch_add(1, Ordering::Relaxed);
+        counters.tickets.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        if let Err(error) = &result {
+            tracing::error!(%error, "flush failed");
+        }
+        for waiter in batch {
+            let _ = waiter.send(result.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn many_waiters_share_few_flushes_and_all_are_answered() {
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let counted = flushes.clone();
+        let flusher = Flusher::start(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_millis(5));
+            Ok(())
+        })
+        .unwrap();
+        let tickets: Vec<_> = (0..100).map(|_| flusher.durable()).collect();
+        for ticket in tickets {
+            ticket.await.unwrap();
+        }
+        let stats = flusher.stats();
+        assert_eq!(stats.tickets, 100);
+        assert!(stats.flushes < 100, "{stats:?}");
+        assert_eq!(stats.flushes as usize, flushes.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_failed_flush_is_reported_to_its_waiters() {
+        let flusher = Flusher::start(|| Err(StorageError::Io("disk on fire".into()))).unwrap();
+        let error = flusher.durable().await.unwrap_err();
+        assert!(error.to_string().contains("disk on fire"));
+    }
+}

@@ -1,0 +1,135 @@
+//! The key layout of the one sled tree: every key starts with the room's prefix
+//! (`u32 BE length + party + u32 BE length + room`), then the kind's entry key. The length
+//! prefixes make one room's keys never a prefix range of another's (`a` vs `ab`, `p`+`qr` vs `pq`+`r`).
+
+/// The prefix of every key of one room.
+pub fn room_prefix(party: &str, room: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(8 + party.len() + room.len());
+    push_segment(&mut key, party.as_bytes());
+    push_segment(&mut key, room.as_bytes());
+    key
+}
+
+/// The prefix of every key of one party.
+pub fn party_prefix(party: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(4 + party.len());
+    push_segment(&mut key, party.as_bytes());
+    key
+}
+
+fn push_segment(key: &mut Vec<u8>, segment: &[u8]) {
+    // Segments are bounded far below u32::MAX (names ≤ 256 bytes, ids ≤ the message limit).
+    key.extend_from_slice(&(segment.len() as u32).to_be_bytes());
+    key.extend_from_slice(segment);
+}
+
+/// Splits one length-prefixed segment off the front of `bytes`.
+fn take_segment(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (length, rest) = bytes.split_first_chunk::<4>()?;
+    let length = u32::from_be_bytes(*length) as usize;
+    (rest.len() >= length).then(|| rest.split_at(length))
+}
+
+/// The room name of a key under `party_prefix(party)` (the key without that prefix).
+pub fn room_of_key(after_party: &[u8]) -> Option<&str> {
+    let (room, _) = take_segment(after_party)?;
+    std::str::from_utf8(room).ok()
+}
+
+/// An entry of a `tinybase-persister` room.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PersisterKey {
+    /// The room has a store (TinyBase's `hasStore`).
+    StoreFlag,
+    /// One cell.
+    Cell { table: String, row: String, cell: String },
+    /// One value.
+    Value { id: String },
+}
+
+const STORE_FLAG_TAG: u8 = b'h';
+const CELL_TAG: u8 = b'c';
+const VALUE_TAG: u8 = b'v';
+
+/// The entry key (without the room prefix) of a persister entry.
+pub fn persister_entry_key(key: &PersisterKey) -> Vec<u8> {
+    match key {
+        PersisterKey::StoreFlag => vec![STORE_FLAG_TAG],
+        PersisterKey::Cell { table, row, cell } => {
+            let mut bytes = Vec::with_capacity(9 + table.len() + row.len() + cell.len());
+            bytes.push(CELL_TAG);
+            push_segment(&mut bytes, table.as_bytes());
+            push_segment(&mut bytes, row.as_bytes());
+            bytes.extend_from_slice(cell.as_bytes());
+            bytes
+        }
+        PersisterKey::Value { id } => {
+            let mut bytes = Vec::with_capacity(1 + id.len());
+            bytes.push(VALUE_TAG);
+            bytes.extend_from_slice(id.as_bytes());
+            bytes
+        }
+    }
+}
+
+/// Reads an entry key back; `None` for keys that do not parse.
+pub fn decode_persister_entry_key(bytes: &[u8]) -> Option<PersisterKey> {
+    let (tag, rest) = bytes.split_first()?;
+    let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).ok();
+    match *tag {
+        STORE_FLAG_TAG if rest.is_empty() => Some(PersisterKey::StoreFlag),
+        CELL_TAG => {
+            let (table, rest) = take_segment(rest)?;
+            let (row, cell) = take_segment(rest)?;
+            Some(PersisterKey::Cell { table: text(table)?, row: text(row)?, cell: text(cell)? })
+        }
+        VALUE_TAG => Some(PersisterKey::Value { id: text(rest)? }),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn room_prefixes_never_overlap() {
+        let pairs = [(("a", "b"), ("a", "bc")), (("p", "qr"), ("pq", "r")), (("", "ab"), ("a", "b")), (("x", ""), ("x", "\0"))];
+        for ((p1, r1), (p2, r2)) in pairs {
+            let (k1, k2) = (room_prefix(p1, r1), room_prefix(p2, r2));
+            assert!(!k1.starts_with(&k2) && !k2.starts_with(&k1), "{p1}/{r1} vs {p2}/{r2}");
+        }
+        assert!(room_prefix("p", "r").starts_with(&party_prefix("p")));
+        assert!(!room_prefix("pq", "r").starts_with(&party_prefix("p")));
+        assert_eq!(room_of_key(&room_prefix("p", "room")[party_prefix("p").len()..]), Some("room"));
+    }
+
+    #[test]
+    fn a_tables_cells_never_share_a_prefix_with_another_table() {
+        let cell = |table: &str| persister_entry_key(&PersisterKey::Cell { table: table.into(), row: "r".into(), cell: "c".into() });
+        assert!(!cell("ab").starts_with(&cell("a")[..5]));
+    }
+
+    #[test]
+    fn garbage_keys_do_not_parse() {
+        for bytes in [&b""[..], b"x", b"hh", b"c\0\0\0\x05ab", b"c\0\0", b"v\xff"] {
+            assert_eq!(decode_persister_entry_key(bytes), None, "{bytes:?}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn entry_keys_round_trip(table in ".*", row in ".*", cell in ".*", id in ".*") {
+            for key in [PersisterKey::StoreFlag, PersisterKey::Cell { table, row, cell }, PersisterKey::Value { id }] {
+                prop_assert_eq!(decode_persister_entry_key(&persister_entry_key(&key)), Some(key));
+            }
+        }
+
+        #[test]
+        fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let _ = decode_persister_entry_key(&bytes);
+            let _ = room_of_key(&bytes);
+        }
+    }
+}

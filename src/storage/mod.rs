@@ -1,0 +1,96 @@
+//! Storage: the one sled database behind a small trait. It knows rooms, keys and bytes — not
+//! HTTP, websockets or TinyBase. Writes are atomic batches; durability comes from
+//! [`Storage::durable`], a group commit shared by every room.
+
+mod flusher;
+pub mod layout;
+mod sled_store;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::sync::oneshot;
+
+pub use flusher::FlushStats;
+pub use sled_store::SledStorage;
+
+/// Which room: a party and a room name.
+#[derive(Clone, Copy, Debug)]
+pub struct RoomPath<'a> {
+    /// The party's name.
+    pub party: &'a str,
+    /// The room's name.
+    pub room: &'a str,
+}
+
+/// One write inside a room: `value: None` removes the entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntryWrite {
+    /// The entry key, without the room prefix.
+    pub key: Vec<u8>,
+    /// The new value, or `None` to remove the entry.
+    pub value: Option<Vec<u8>>,
+}
+
+/// Storage failed. Kept apart from every "request rejected" error: this is the server's fault.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Another process holds the data dir.
+    #[error("data dir {path} is in use by another process (locked); stop it or choose another --data-dir")]
+    Locked {
+        /// The data dir.
+        path: PathBuf,
+    },
+    /// The database on disk cannot be read.
+    #[error("data dir {path} is corrupt ({detail}); nothing was deleted or repaired")]
+    Corrupt {
+        /// The data dir.
+        path: PathBuf,
+        /// What sled said.
+        detail: String,
+    },
+    /// An I/O or engine error (shared by every waiter of a failed flush).
+    #[error("storage error: {0}")]
+    Io(Arc<str>),
+}
+
+/// Resolves once everything written before [`Storage::durable`] was called is on disk.
+pub struct DurableTicket {
+    answer: oneshot::Receiver<Result<(), StorageError>>,
+}
+
+impl DurableTicket {
+    pub(crate) fn new(answer: oneshot::Receiver<Result<(), StorageError>>) -> Self {
+        Self { answer }
+    }
+}
+
+impl Future for DurableTicket {
+    type Output = Result<(), StorageError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.answer)
+            .poll(cx)
+            .map(|answer| answer.unwrap_or_else(|_| Err(StorageError::Io("the flusher has stopped".into()))))
+    }
+}
+
+/// What rooms need from a storage engine.
+pub trait Storage: Send + Sync + 'static {
+    /// Every entry of a room in key order: (entry key without the room prefix, value).
+    fn load_room(&self, room: RoomPath<'_>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    /// Applies the writes as one atomic batch. Not durable until [`Storage::durable`] says so.
+    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>) -> Result<(), StorageError>;
+    /// Group commit: a ticket that resolves once everything written so far is flushed.
+    fn durable(&self) -> DurableTicket;
+    /// Flushes now, blocking (used at shutdown).
+    fn flush(&self) -> Result<(), StorageError>;
+    /// Names of a party's stored rooms in key order (shorter names first, then bytewise),
+    /// after `after`, at most `limit`.
+    fn list_rooms(&self, party: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, StorageError>;
+    /// Counters of the group-commit flusher.
+    fn flush_stats(&self) -> FlushStats;
+}

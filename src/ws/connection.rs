@@ -1,0 +1,169 @@
+//! One websocket connection: joins its room before the upgrade is answered, then loops over
+//! inbound frames (parsed here, off the room task), outbound frames from its bounded queue,
+//! close orders from the room, and the heartbeat.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
+use tracing::Instrument;
+
+use super::close;
+use super::outbox::{outbox, Next, OutboxReceiver};
+use crate::config::{Limits, PartyConfig};
+use crate::protocol::persister::parse_frame;
+use crate::room::{RoomHandle, SocketId};
+
+/// Everything a connection needs besides its socket.
+struct Connection {
+    room: RoomHandle,
+    socket: SocketId,
+    connection_id: Arc<str>,
+    message_prefix: Arc<str>,
+    limits: Limits,
+}
+
+/// Answers a websocket upgrade for `room`: the socket is a member of the room before the 101
+/// is returned, so it receives every broadcast made after the client sees it open.
+pub async fn upgrade(
+    req: &HttpRequest,
+    payload: web::Payload,
+    room: RoomHandle,
+    party: &PartyConfig,
+    socket: SocketId,
+    connection_id: Arc<str>,
+    limits: &Limits,
+) -> actix_web::Result<HttpResponse> {
+    let (response, session, stream) = actix_ws::handle(req, payload)?;
+    let (outbox, receiver) = outbox(limits.outbound_buffer_bytes);
+    match room.join(socket, connection_id.clone(), outbox).await {
+        Ok(true) => {}
+        Ok(false) => return Ok(HttpResponse::InternalServerError().body("room storage unavailable")),
+        Err(_) => return Ok(HttpResponse::ServiceUnavailable().body("server shutting down")),
+    }
+    let stream = stream
+        .max_frame_size(limits.max_message_bytes)
+        .aggregate_continuations()
+        .max_continuation_size(limits.max_message_bytes);
+    let span = tracing::info_span!("conn", party = %room.key().party(), room = %room.key().room(), socket, id = %connection_id);
+    let connection = Connection {
+        room,
+        socket,
+        connection_id,
+        message_prefix: party.message_prefix.as_str().into(),
+        limits: limits.clone(),
+    };
+    actix_web::rt::spawn(connection.run(session, stream, receiver).instrument(span));
+    Ok(response)
+}
+
+/// Why the loop ended, and what close frame (if any) to send.
+enum Ending {
+    Close(u16, &'static str),
+    /// The peer closed or vanished: answer its close frame if it sent one.
+    PeerGone(Option<CloseReason>),
+}
+
+impl Connection {
+    async fn run(self, mut session: Session, mut stream: AggregatedMessageStream, mut outbox: OutboxReceiver) {
+        tracing::debug!("connected");
+        let mut heartbeat = tokio::time::interval(self.limits.ping_interval);
+        heartbeat.tick().await;
+        let mut last_heard = Instant::now();
+        let ending = loop {
+            tokio::select! {
+                biased;
+                next = outbox.next() => match next {
+                    Next::Frame(frame) => {
+                        let len = frame.len();
+                        let sent = tokio::select! {
+                            sent = session.text(frame) => sent.is_ok(),
+                            order = outbox.closed() => break Ending::Close(order.code, order.reason),
+                        };
+                        outbox.sent(len);
+                        if !sent {
+                            break Ending::PeerGone(None);
+                        }
+                    }
+                    Next::Close(order) => break Ending::Close(order.code, order.reason),
+                    Next::Detached => break Ending::Close(close::GOING_AWAY, "room closed"),
+                },
+                inbound = stream.recv() => {
+                    last_heard = Instant::now();
+                    match inbound {
+                        Some(Ok(message)) => {
+                            if let Some(ending) = self.on_message(message, &mut session).await {
+                                break ending;
+                            }
+                        }
+                        Some(Err(error)) => break protocol_error_ending(&error),
+                        None => break Ending::PeerGone(None),
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    if last_heard.elapsed() >= self.limits.idle_timeout {
+                        break Ending::Close(close::NORMAL, "idle timeout");
+                    }
+                    if session.ping(b"").await.is_err() {
+                        break Ending::PeerGone(None);
+                    }
+                }
+            }
+        };
+        self.room.leave(self.socket).await;
+        let reason = match ending {
+            Ending::Close(code, reason) => {
+                tracing::info!(code, reason, "closing connection");
+                Some(CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) })
+            }
+            Ending::PeerGone(reason) => {
+                tracing::debug!("peer closed");
+                reason
+            }
+        };
+        let _ = session.close(reason).await;
+    }
+
+    /// Handles one inbound message; `Some` ends the connection.
+    async fn on_message(&self, message: AggregatedMessage, session: &mut Session) -> Option<Ending> {
+        match message {
+            AggregatedMessage::Text(text) => match parse_frame(&text, &self.message_prefix) {
+                Ok(changes) => {
+                    if self.room.send_changes(self.connection_id.clone(), changes).await.is_err() {
+                        return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));
+                    }
+                }
+                Err(ignored) => tracing::debug!(reason = %ignored, "ignoring a frame"),
+            },
+            AggregatedMessage::Binary(_) => tracing::debug!("ignoring a binary frame"),
+            AggregatedMessage::Ping(bytes) => {
+                if session.pong(&bytes).await.is_err() {
+                    return Some(Ending::PeerGone(None));
+                }
+            }
+            AggregatedMessage::Pong(_) => {}
+            AggregatedMessage::Close(reason) => return Some(Ending::PeerGone(reason.or(Some(CloseCode::Normal.into())))),
+        }
+        None
+    }
+}
+
+/// The close that answers a broken inbound stream.
+fn protocol_error_ending(error: &ProtocolError) -> Ending {
+    match error {
+        ProtocolError::Overflow => Ending::Close(close::MESSAGE_TOO_BIG, "message too big"),
+        // actix-ws reports an over-long continuation and non-UTF-8 text as I/O errors.
+        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
+            Ending::Close(close::INVALID_PAYLOAD, "text frame is not valid UTF-8")
+        }
+        ProtocolError::Io(io) if io.to_string().contains("continuation size") => {
+            Ending::Close(close::MESSAGE_TOO_BIG, "message too big")
+        }
+        ProtocolError::Io(_) => Ending::PeerGone(None),
+        other => {
+            tracing::info!(error = %other, "websocket protocol error");
+            Ending::Close(close::PROTOCOL_ERROR, "protocol error")
+        }
+    }
+}

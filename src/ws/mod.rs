@@ -1,0 +1,25 @@
+//! Websocket connections: the upgrade into a room, the per-connection loop (reading changes,
+//! writing broadcasts, heartbeat, limits) and its bounded outbound queue.
+
+mod connection;
+pub mod outbox;
+
+pub use connection::upgrade;
+
+/// The websocket close codes partyd sends.
+pub mod close {
+    /// The server is going away (shutdown).
+    pub const GOING_AWAY: u16 = 1001;
+    /// The client broke the websocket protocol.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame was not valid UTF-8.
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// A message was larger than `max_message_bytes`.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The server failed (storage error).
+    pub const INTERNAL_ERROR: u16 = 1011;
+    /// The client did not read fast enough (slow consumer).
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// Normal closure (e.g. after a long silence from the client).
+    pub const NORMAL: u16 = 1000;
+}

@@ -1,0 +1,104 @@
+//! Crash safety of the real binary: writers stream changes while a listener records every
+//! broadcast; the server is killed with SIGKILL and restarted; everything the listener saw must
+//! be stored (nothing is broadcast before it is durable). Repeated on one data dir.
+
+mod common;
+
+use std::io::{BufRead as _, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::rc::Rc;
+use std::cell::RefCell;
+
+use actix_web::http::StatusCode;
+use awc::ws::{Frame, Message};
+use futures_util::{SinkExt as _, StreamExt as _};
+
+use common::*;
+
+const WRITERS: usize = 3;
+/// Broadcasts the listener must see before the kill, so the kill lands mid-stream.
+const SEEN_BEFORE_KILL: usize = 150;
+const ROUNDS: usize = 3;
+
+/// Spawns the release/debug binary cargo built for this test and waits for its address.
+fn spawn_partyd(dir: &Path) -> (Child, SocketAddr) {
+    let config = dir.join("party.toml");
+    std::fs::write(&config, "[parties.main]\nkind = \"tinybase-persister\"\n").unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partyd"))
+        .args(["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.join("data"))
+        .env("RUST_LOG", "info")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn partyd");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let addr = loop {
+        let line = lines.next().expect("partyd exited before listening").expect("read stderr");
+        if let Some((_, addr)) = line.split_once("listening on ") {
+            break addr.trim().parse().expect("address");
+        }
+    };
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, addr)
+}
+
+#[actix_web::test]
+async fn everything_a_listener_saw_survives_sigkill() {
+    let dir = data_dir();
+    for round in 0..ROUNDS {
+        let (mut child, addr) = spawn_partyd(dir.path());
+        let room = format!("crash-{round}");
+        let store = format!("/parties/main/{room}/store");
+        assert_eq!(put(addr, &store, "[{},{}]").await, StatusCode::CREATED);
+        let mut listener = connect(addr, "main", &room, "listener").await;
+        for writer in 0..WRITERS {
+            let url = format!("ws://{addr}/parties/main/{room}?_pk=writer-{writer}");
+            actix_web::rt::spawn(stream_changes(url, writer));
+        }
+        let seen = Rc::new(RefCell::new(Vec::new()));
+        while seen.borrow().len() < SEEN_BEFORE_KILL {
+            seen.borrow_mut().push(listener.next_text().await);
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        // Frames already on their way to the listener were broadcast, so they count too.
+        while let Ok(text) = listener.next_event().await {
+            seen.borrow_mut().push(text);
+        }
+
+        let (mut child, addr) = spawn_partyd(dir.path());
+        let stored: serde_json::Value = serde_json::from_str(&get_body(addr, &store).await).expect("stored JSON");
+        for frame in seen.borrow().iter() {
+            let change: serde_json::Value = serde_json::from_str(frame.strip_prefix('s').expect("s frame")).unwrap();
+            for (table, rows) in change[0].as_object().unwrap() {
+                for (row, cells) in rows.as_object().unwrap() {
+                    assert_eq!(stored[0][table][row], *cells, "round {round}: {table}/{row} was broadcast but is not stored");
+                }
+            }
+        }
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+}
+
+/// Sends changes `{"w<writer>":{"n<k>":{"k":k}}}` as fast as the server takes them, until it dies.
+async fn stream_changes(url: String, writer: usize) {
+    let client = awc::Client::new();
+    let Ok((_, mut framed)) = client.ws(url).connect().await else { return };
+    for k in 0.. {
+        let frame = format!("s[{{\"w{writer}\":{{\"n{k}\":{{\"k\":{k}}}}}}},{{}},1]");
+        if framed.send(Message::Text(frame.into())).await.is_err() {
+            return;
+        }
+        // Drain whatever the server sends us (other writers' broadcasts) without blocking.
+        while let Ok(Some(Ok(frame))) = tokio::time::timeout(std::time::Duration::ZERO, framed.next()).await {
+            if matches!(frame, Frame::Close(_)) {
+                return;
+            }
+        }
+    }
+}
