@@ -4,17 +4,14 @@
 
 mod common;
 
-use std::io::{BufRead as _, BufReader};
-use std::net::SocketAddr;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::rc::Rc;
 use std::cell::RefCell;
+use std::rc::Rc;
 
 use actix_web::http::StatusCode;
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt as _, StreamExt as _};
 
+use common::process::Partyd;
 use common::*;
 
 const WRITERS: usize = 3;
@@ -22,35 +19,12 @@ const WRITERS: usize = 3;
 const SEEN_BEFORE_KILL: usize = 150;
 const ROUNDS: usize = 3;
 
-/// Spawns the release/debug binary cargo built for this test and waits for its address.
-fn spawn_partyd(dir: &Path) -> (Child, SocketAddr) {
-    let config = dir.join("party.toml");
-    std::fs::write(&config, "[parties.main]\nkind = \"tinybase-persister\"\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_partyd"))
-        .args(["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "info")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn partyd");
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines.next().expect("partyd exited before listening").expect("read stderr");
-        if let Some((_, addr)) = line.split_once("listening on ") {
-            break addr.trim().parse().expect("address");
-        }
-    };
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    (child, addr)
-}
-
 #[actix_web::test]
 async fn everything_a_listener_saw_survives_sigkill() {
     let dir = data_dir();
     for round in 0..ROUNDS {
-        let (mut child, addr) = spawn_partyd(dir.path());
+        let partyd = Partyd::spawn(dir.path());
+        let addr = partyd.addr;
         let room = format!("crash-{round}");
         let store = format!("/parties/main/{room}/store");
         assert_eq!(put(addr, &store, "[{},{}]").await, StatusCode::CREATED);
@@ -63,14 +37,14 @@ async fn everything_a_listener_saw_survives_sigkill() {
         while seen.borrow().len() < SEEN_BEFORE_KILL {
             seen.borrow_mut().push(listener.next_text().await);
         }
-        child.kill().expect("SIGKILL");
-        child.wait().unwrap();
+        partyd.kill();
         // Frames already on their way to the listener were broadcast, so they count too.
         while let Ok(text) = listener.next_event().await {
             seen.borrow_mut().push(text);
         }
 
-        let (mut child, addr) = spawn_partyd(dir.path());
+        let partyd = Partyd::spawn(dir.path());
+        let addr = partyd.addr;
         let stored: serde_json::Value = serde_json::from_str(&get_body(addr, &store).await).expect("stored JSON");
         for frame in seen.borrow().iter() {
             let change: serde_json::Value = serde_json::from_str(frame.strip_prefix('s').expect("s frame")).unwrap();
@@ -80,8 +54,7 @@ async fn everything_a_listener_saw_survives_sigkill() {
                 }
             }
         }
-        child.kill().unwrap();
-        child.wait().unwrap();
+        partyd.kill();
     }
 }
 

@@ -1,16 +1,17 @@
-//! A graceful restart (SIGTERM-style shutdown, then start on the same data dir) keeps every
-//! room byte for byte.
+//! A graceful restart of the real binary (SIGTERM, exit 0, start again on the same data dir)
+//! keeps every room byte for byte, and closes open sockets with 1001.
 
 mod common;
 
 use actix_web::http::StatusCode;
+use common::process::Partyd;
 use common::*;
 
 #[actix_web::test]
 async fn a_graceful_restart_keeps_every_store_byte_for_byte() {
     let dir = data_dir();
-    let server = start(dir.path());
-    let addr = server.addr;
+    let partyd = Partyd::spawn(dir.path());
+    let addr = partyd.addr;
     let content = r#"[{"pets":{"fido":{"species":"dog","legs":4},"felix":{"species":"cat"}},"9":{"1":{"x":[1,{"y":null}]}}},{"open":true,"price":1.5,"é":"\u2028"}]"#;
     assert_eq!(put(addr, "/parties/main/kept/store", content).await, StatusCode::CREATED);
     assert_eq!(put(addr, "/parties/custom/kept/my_tinybase", "[{},{}]").await, StatusCode::CREATED);
@@ -29,10 +30,15 @@ async fn a_graceful_restart_keeps_every_store_byte_for_byte() {
         get_body(addr, "/parties/main/flagged/store").await,
     );
     assert_eq!(before.2, "[{},{}]", "deleting every cell keeps the store");
-    server.server.shutdown().await.unwrap();
 
-    let server = start(dir.path());
-    let addr = server.addr;
+    let status = partyd.terminate();
+    assert!(status.success(), "SIGTERM ends partyd with status 0, not {status:?}");
+    for socket in [&mut a, &mut b, &mut c, &mut d] {
+        assert_eq!(socket.closed().await, Ended::Closed(Some(1001)));
+    }
+
+    let partyd = Partyd::spawn(dir.path());
+    let addr = partyd.addr;
     let after = (
         get_body(addr, "/parties/main/kept/store").await,
         get_body(addr, "/parties/custom/kept/my_tinybase").await,
@@ -41,5 +47,36 @@ async fn a_graceful_restart_keeps_every_store_byte_for_byte() {
     assert_eq!(after, before);
     assert_eq!(put(addr, "/parties/main/flagged/store", "[{},{}]").await, StatusCode::RESET_CONTENT, "the store flag survived");
     assert_eq!(get_body(addr, "/parties/main/never/store").await, "");
-    server.server.shutdown().await.unwrap();
+    assert!(partyd.terminate().success());
+}
+
+#[actix_web::test]
+async fn a_second_server_on_a_held_data_dir_refuses_to_start_and_says_why() {
+    let dir = data_dir();
+    let first = Partyd::spawn(dir.path());
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_partyd"))
+        .args(["--config", dir.path().join("party.toml").to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("in use by another process"), "{stderr}");
+    assert!(first.terminate().success());
+}
+
+#[test]
+fn a_bad_config_stops_startup_naming_the_key_and_the_file() {
+    let dir = data_dir();
+    let config = dir.path().join("bad.toml");
+    std::fs::write(&config, "[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"no-slash\"\n").unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_partyd"))
+        .args(["--config", config.to_str().unwrap(), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("bad.toml") && stderr.contains("parties.main.store_path"), "{stderr}");
+    assert!(!dir.path().join("data").exists(), "nothing was created");
 }

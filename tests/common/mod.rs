@@ -2,6 +2,8 @@
 //! with a temporary data dir, small HTTP and websocket clients, and polling with a deadline.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
