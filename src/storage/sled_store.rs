@@ -142,10 +142,24 @@ mod tests {
             storage.write(room("a"), vec![EntryWrite { key: b"y".to_vec(), value: None }]).unwrap();
             storage.durable().await.unwrap();
         }
-        let storage = SledStorage::open(dir.path()).unwrap();
+        let storage = reopen(dir.path());
         assert_eq!(storage.load_room(room("a")).unwrap(), vec![(b"x".to_vec(), b"1".to_vec())]);
         assert_eq!(storage.load_room(room("ab")).unwrap(), vec![(b"x".to_vec(), b"3".to_vec())]);
         assert!(storage.load_room(room("b")).unwrap().is_empty());
+    }
+
+    /// Opens a dir this process just closed. sled's I/O threads may still hold the file lock
+    /// for a moment after the last `Db` is dropped, so poll (with a deadline) until they let go.
+    fn reopen(dir: &Path) -> Arc<SledStorage> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStorage::open(dir) {
+                Err(StorageError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                result => return result.unwrap(),
+            }
+        }
     }
 
     #[test]
