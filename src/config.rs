@@ -24,6 +24,8 @@ pub const DEFAULT_PING_INTERVAL_SECONDS: u64 = 20;
 pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 60;
 /// Commands a room may have queued before senders wait (backpressure, bounded memory).
 pub const DEFAULT_ROOM_QUEUE: usize = 1024;
+/// A room with no connections and no work leaves memory after this long (reloaded on next use).
+pub const DEFAULT_IDLE_UNLOAD_SECONDS: u64 = 60;
 /// The store path of a party that does not set one (TinyBase's default).
 pub const DEFAULT_STORE_PATH: &str = "/store";
 /// The longest party name accepted, in bytes.
@@ -72,6 +74,8 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Bound of each room's command queue.
     pub room_queue: usize,
+    /// How long a room without connections or work stays in memory.
+    pub idle_unload: Duration,
 }
 
 impl Default for Limits {
@@ -82,6 +86,7 @@ impl Default for Limits {
             ping_interval: Duration::from_secs(DEFAULT_PING_INTERVAL_SECONDS),
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECONDS),
             room_queue: DEFAULT_ROOM_QUEUE,
+            idle_unload: Duration::from_secs(DEFAULT_IDLE_UNLOAD_SECONDS),
         }
     }
 }
@@ -173,6 +178,7 @@ struct ServerSection {
     ping_interval_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
     room_queue: Option<usize>,
+    idle_unload_seconds: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +234,7 @@ impl Config {
             ping_interval: seconds(server.ping_interval_seconds, defaults.ping_interval, "server.ping_interval_seconds")?,
             idle_timeout: seconds(server.idle_timeout_seconds, defaults.idle_timeout, "server.idle_timeout_seconds")?,
             room_queue: positive(server.room_queue, defaults.room_queue, "server.room_queue")?,
+            idle_unload: seconds(server.idle_unload_seconds, defaults.idle_unload, "server.idle_unload_seconds")?,
         };
         let mut parties = BTreeMap::new();
         for (name, section) in file.parties {

@@ -68,6 +68,11 @@ impl RunningServer {
         self.addr
     }
 
+    /// How many rooms are in memory now.
+    pub fn live_rooms(&self) -> usize {
+        self.rooms.live_count()
+    }
+
     /// Graceful stop: stop accepting, let every room finish its queued work and close its
     /// sockets with 1001, stop the HTTP server, then flush storage.
     pub async fn shutdown(self) -> Result<(), StartError> {

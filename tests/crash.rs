@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::rc::Rc;
 
 use actix_web::http::StatusCode;
 use awc::ws::{Frame, Message};
@@ -33,20 +31,20 @@ async fn everything_a_listener_saw_survives_sigkill() {
             let url = format!("ws://{addr}/parties/main/{room}?_pk=writer-{writer}");
             actix_web::rt::spawn(stream_changes(url, writer));
         }
-        let seen = Rc::new(RefCell::new(Vec::new()));
-        while seen.borrow().len() < SEEN_BEFORE_KILL {
-            seen.borrow_mut().push(listener.next_text().await);
+        let mut seen = Vec::new();
+        while seen.len() < SEEN_BEFORE_KILL {
+            seen.push(listener.next_text().await);
         }
         partyd.kill();
         // Frames already on their way to the listener were broadcast, so they count too.
         while let Ok(text) = listener.next_event().await {
-            seen.borrow_mut().push(text);
+            seen.push(text);
         }
 
         let partyd = Partyd::spawn(dir.path());
         let addr = partyd.addr;
         let stored: serde_json::Value = serde_json::from_str(&get_body(addr, &store).await).expect("stored JSON");
-        for frame in seen.borrow().iter() {
+        for frame in &seen {
             let change: serde_json::Value = serde_json::from_str(frame.strip_prefix('s').expect("s frame")).unwrap();
             for (table, rows) in change[0].as_object().unwrap() {
                 for (row, cells) in rows.as_object().unwrap() {

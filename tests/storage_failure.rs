@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use common::*;
 use partyd::config::Config;
-use partyd::storage::{DurableTicket, EntryWrite, FlushStats, RoomPath, SledStorage, Storage, StorageError};
+use partyd::storage::{DurableTicket, EntryWrite, FlushStats, RoomEntries, RoomPath, SledStorage, Storage, StorageError};
 
 /// Real storage whose writes fail while `failing` is set.
 struct Flaky {
@@ -19,7 +19,7 @@ struct Flaky {
 }
 
 impl Storage for Flaky {
-    fn load_room(&self, room: RoomPath<'_>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError> {
         self.inner.load_room(room)
     }
     fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>) -> Result<(), StorageError> {

@@ -54,6 +54,7 @@ fn every_key_is_read() {
         ping_interval_seconds = 5
         idle_timeout_seconds = 15
         room_queue = 8
+        idle_unload_seconds = 30
         [parties.app]
         kind = "tinybase-persister"
         store_path = "/db"
@@ -67,7 +68,7 @@ fn every_key_is_read() {
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/partyd"));
     assert_eq!(
         config.limits,
-        Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), room_queue: 8 }
+        Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), room_queue: 8, idle_unload: Duration::from_secs(30) }
     );
     let app = config.party("app").unwrap();
     assert_eq!(app.kind, PartyKind::TinybasePersister);

@@ -1,23 +1,48 @@
 //! The registry of live rooms: finds a room's task or starts it (loading the room from storage
-//! on first touch), hands out socket ids, and shuts every room down at the end.
+//! on first touch), lets idle rooms leave memory, hands out socket ids, and shuts every room
+//! down at the end.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
 
-use super::handle::{RoomGone, RoomHandle, SocketId};
+use super::handle::{Command, RoomGone, RoomHandle, SocketId};
 use super::task::RoomTask;
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig};
 use crate::storage::Storage;
 
+/// The map of live rooms, shared by the registry and the room tasks (which retire themselves).
+#[derive(Default)]
+pub(crate) struct LiveRooms {
+    rooms: Mutex<HashMap<RoomKey, RoomHandle>>,
+}
+
+impl LiveRooms {
+    fn lock(&self) -> MutexGuard<'_, HashMap<RoomKey, RoomHandle>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Removes an idle room if nothing can reach it any more: no command is queued and the
+    /// registry holds the only handle (handles are only cloned under this lock, so none can
+    /// appear meanwhile). Returns whether the room was removed; its task must then stop.
+    pub(crate) fn retire(&self, key: &RoomKey, commands: &mpsc::Receiver<Command>) -> bool {
+        let mut rooms = self.lock();
+        if commands.sender_strong_count() > 1 || !commands.is_empty() {
+            return false;
+        }
+        rooms.remove(key);
+        true
+    }
+}
+
 /// Every live room of the server.
 pub struct Rooms {
     storage: Arc<dyn Storage>,
-    room_queue: usize,
-    live: Mutex<HashMap<RoomKey, RoomHandle>>,
+    limits: Limits,
+    live: Arc<LiveRooms>,
     next_socket: AtomicU64,
     accepting: AtomicBool,
 }
@@ -27,8 +52,8 @@ impl Rooms {
     pub fn new(storage: Arc<dyn Storage>, limits: &Limits) -> Self {
         Self {
             storage,
-            room_queue: limits.room_queue,
-            live: Mutex::new(HashMap::new()),
+            limits: limits.clone(),
+            live: Arc::default(),
             next_socket: AtomicU64::new(1),
             accepting: AtomicBool::new(true),
         }
@@ -40,14 +65,14 @@ impl Rooms {
         if !self.accepting.load(Ordering::Acquire) {
             return Err(RoomGone);
         }
-        let mut live = self.live.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut live = self.live.lock();
         if let Some(handle) = live.get(&key).filter(|handle| !handle.is_closed()) {
             return Ok(handle.clone());
         }
-        let (commands, receiver) = mpsc::channel(self.room_queue);
+        let (commands, receiver) = mpsc::channel(self.limits.room_queue);
         let handle = RoomHandle::new(key.clone(), commands);
         let task = RoomTask::new(key.clone(), self.storage.clone(), party.message_prefix.as_str().into());
-        tokio::spawn(task.run(receiver));
+        tokio::spawn(task.run(receiver, self.live.clone(), self.limits.idle_unload));
         live.insert(key, handle.clone());
         Ok(handle)
     }
@@ -57,17 +82,16 @@ impl Rooms {
         self.next_socket.fetch_add(1, Ordering::Relaxed)
     }
 
-    /// How many rooms are live.
+    /// How many rooms are in memory.
     pub fn live_count(&self) -> usize {
-        self.live.lock().unwrap_or_else(PoisonError::into_inner).len()
+        self.live.lock().len()
     }
 
     /// Stops starting rooms, then lets every live room finish its queued work, close its
     /// sockets with 1001 and stop.
     pub async fn shutdown(&self) {
         self.accepting.store(false, Ordering::Release);
-        let handles: Vec<RoomHandle> =
-            self.live.lock().unwrap_or_else(PoisonError::into_inner).drain().map(|(_, handle)| handle).collect();
+        let handles: Vec<RoomHandle> = self.live.lock().drain().map(|(_, handle)| handle).collect();
         futures_util::future::join_all(handles.iter().map(RoomHandle::shutdown)).await;
     }
 }

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -15,6 +16,7 @@ use tracing::Instrument;
 
 use super::handle::{Command, GetResult, PutResult, SocketId};
 use super::persisted::{entry_writes, load_store, room_path};
+use super::registry::LiveRooms;
 use super::RoomKey;
 use crate::protocol::persister::{PersisterStore, PutOutcome};
 use crate::storage::{EntryWrite, Storage};
@@ -61,11 +63,28 @@ impl RoomTask {
         Self { key, storage, message_prefix, store: None, members: HashMap::new(), cached_body: None }
     }
 
-    /// Runs until the room is shut down or every handle is dropped.
-    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+    /// Runs until the room is shut down, retires after `idle_unload` without connections or
+    /// work, or every handle is dropped.
+    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>, live: Arc<LiveRooms>, idle_unload: Duration) {
         let span = tracing::info_span!("room", party = %self.key.party(), room = %self.key.room());
         async move {
-            while let Some(first) = commands.recv().await {
+            loop {
+                let first = if self.members.is_empty() {
+                    match tokio::time::timeout(idle_unload, commands.recv()).await {
+                        Ok(Some(command)) => command,
+                        Ok(None) => break,
+                        Err(_) if live.retire(&self.key, &commands) => {
+                            tracing::debug!("idle room leaves memory");
+                            break;
+                        }
+                        Err(_) => continue,
+                    }
+                } else {
+                    match commands.recv().await {
+                        Some(command) => command,
+                        None => break,
+                    }
+                };
                 self.ensure_loaded();
                 let mut round = Round::default();
                 self.handle(first, &mut round);

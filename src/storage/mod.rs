@@ -78,10 +78,13 @@ impl Future for DurableTicket {
     }
 }
 
+/// A room's entries: (entry key without the room prefix, value), in key order.
+pub type RoomEntries = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// What rooms need from a storage engine.
 pub trait Storage: Send + Sync + 'static {
     /// Every entry of a room in key order: (entry key without the room prefix, value).
-    fn load_room(&self, room: RoomPath<'_>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError>;
+    fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError>;
     /// Applies the writes as one atomic batch. Not durable until [`Storage::durable`] says so.
     fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>) -> Result<(), StorageError>;
     /// Group commit: a ticket that resolves once everything written so far is flushed.

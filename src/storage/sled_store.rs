@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::flusher::{FlushStats, Flusher};
 use super::layout::{party_prefix, room_of_key, room_prefix};
-use super::{DurableTicket, EntryWrite, RoomPath, Storage, StorageError};
+use super::{DurableTicket, EntryWrite, RoomEntries, RoomPath, Storage, StorageError};
 
 /// sled's page cache. Rooms keep their live state in memory, so the cache mainly serves cold
 /// loads; 64 MiB keeps recently unloaded rooms warm without dominating RSS.
@@ -54,7 +54,7 @@ fn engine_error(error: sled::Error) -> StorageError {
 }
 
 impl Storage for SledStorage {
-    fn load_room(&self, room: RoomPath<'_>) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StorageError> {
+    fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError> {
         let prefix = room_prefix(room.party, room.room);
         self.db
             .scan_prefix(&prefix)

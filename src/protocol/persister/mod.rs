@@ -76,10 +76,14 @@ impl CellChange {
     }
 }
 
+/// The cells of one row, the rows of one table, the tables of a PUT body, in body order.
+type ContentRow = Vec<(String, CellText)>;
+type ContentTable = Vec<(String, ContentRow)>;
+
 /// A valid PUT body: tables → rows → cells and values, empty tables and rows left out.
 #[derive(Debug, PartialEq)]
 pub struct Content {
-    tables: Vec<(String, Vec<(String, Vec<(String, CellText)>)>)>,
+    tables: Vec<(String, ContentTable)>,
     values: Vec<(String, CellText)>,
     /// The body was exactly `[{}, {}]` (no tables and no values at all).
     empty: bool,
