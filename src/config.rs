@@ -44,6 +44,9 @@ pub struct Cli {
     /// Directory of the database, overriding `server.data_dir`.
     #[arg(long, env = "PARTYD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Enables the admin API (`/_partyd/…`) for requests bearing this token.
+    #[arg(long, env = "PARTYD_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 /// The server's whole configuration, with every default applied.
@@ -59,6 +62,8 @@ pub struct Config {
     pub limits: Limits,
     /// The parties, by name.
     pub parties: BTreeMap<String, PartyConfig>,
+    /// The admin API's bearer token; `None` keeps the admin API off.
+    pub admin_token: Option<String>,
 }
 
 /// Limits and timings of the server.
@@ -203,6 +208,7 @@ impl Config {
         if let Some(data_dir) = &cli.data_dir {
             config.data_dir = data_dir.clone();
         }
+        config.admin_token = cli.admin_token.clone().filter(|token| !token.is_empty());
         Ok(config)
     }
 
@@ -247,6 +253,7 @@ impl Config {
             data_dir: server.data_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             limits,
             parties,
+            admin_token: None,
         })
     }
 

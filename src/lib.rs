@@ -50,7 +50,7 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     let listener = std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits));
-    let state = web::Data::new(http::AppState { config: Arc::new(config), rooms: rooms.clone() });
+    let state = web::Data::new(http::AppState { config: Arc::new(config), rooms: rooms.clone(), storage: storage.clone() });
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
         .disable_signals()
         .shutdown_timeout(HTTP_SHUTDOWN_GRACE.as_secs())

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use common::*;
 use partyd::config::Config;
-use partyd::storage::{DurableTicket, EntryWrite, FlushStats, RoomEntries, RoomPath, SledStorage, Storage, StorageError};
+use partyd::storage::{DurableTicket, EntryWrite, FlushStats, RoomEntries, RoomPath, SledStorage, Storage, StorageError, StoredRoom};
 
 /// Real storage whose writes fail while `failing` is set.
 struct Flaky {
@@ -22,11 +22,14 @@ impl Storage for Flaky {
     fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError> {
         self.inner.load_room(room)
     }
-    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>) -> Result<(), StorageError> {
+    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StorageError::Io("injected failure".into()));
         }
-        self.inner.write(room, writes)
+        self.inner.write(room, writes, stored_bytes)
+    }
+    fn delete_room(&self, room: RoomPath<'_>) -> Result<(), StorageError> {
+        self.inner.delete_room(room)
     }
     fn durable(&self) -> DurableTicket {
         self.inner.durable()
@@ -34,8 +37,11 @@ impl Storage for Flaky {
     fn flush(&self) -> Result<(), StorageError> {
         self.inner.flush()
     }
-    fn list_rooms(&self, party: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, StorageError> {
-        self.inner.list_rooms(party, after, limit)
+    fn list_rooms(&self, party: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredRoom>, StorageError> {
+        self.inner.list_rooms(party, prefix, after, limit)
+    }
+    fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError> {
+        self.inner.all_rooms()
     }
     fn flush_stats(&self) -> FlushStats {
         self.inner.flush_stats()

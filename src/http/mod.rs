@@ -1,6 +1,8 @@
 //! The HTTP side: one catch-all handler that routes by the raw path to a party's room, then
 //! to the websocket upgrade or the store endpoint.
 
+mod admin;
+mod health;
 mod route;
 mod store;
 
@@ -10,8 +12,13 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::{web, HttpRequest, HttpResponse};
 use tracing::Instrument;
 
+use actix_web::http::Method;
+use bytes::BytesMut;
+use futures_util::StreamExt as _;
+
 use crate::config::{Config, PartyConfig};
 use crate::room::{RoomKey, Rooms};
+use crate::storage::Storage;
 use crate::ws;
 pub use route::{room_route, RoomRoute};
 
@@ -21,6 +28,8 @@ pub struct AppState {
     pub config: Arc<Config>,
     /// The live rooms.
     pub rooms: Arc<Rooms>,
+    /// The storage (read directly only by operator routes: listings, readiness).
+    pub storage: Arc<dyn Storage>,
 }
 
 /// Registers partyd's routes on an actix-web app.
@@ -49,6 +58,16 @@ async fn dispatch(req: HttpRequest, payload: web::Payload, state: web::Data<AppS
 
 async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppState) -> HttpResponse {
     let path = req.uri().path();
+    if path.starts_with(admin::ADMIN_PREFIX) {
+        return admin::handle(req, payload, state).await;
+    }
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        match path {
+            "/healthz" => return health::healthz(),
+            "/readyz" => return health::readyz(state).await,
+            _ => {}
+        }
+    }
     let Some(route) = room_route(path) else {
         return HttpResponse::NotFound().body("not found");
     };
@@ -107,6 +126,33 @@ fn with_party_headers(mut response: HttpResponse, party: &PartyConfig) -> HttpRe
         }
     }
     response
+}
+
+/// Why a request body could not be read.
+enum BodyError {
+    TooLarge,
+    Broken(actix_web::error::PayloadError),
+}
+
+/// Reads a request body, refusing it as soon as it is known to exceed `limit` bytes.
+async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<BytesMut, BodyError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(BodyError::TooLarge);
+    }
+    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(BodyError::Broken)?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 #[cfg(test)]

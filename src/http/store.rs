@@ -3,10 +3,8 @@
 
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
-use bytes::BytesMut;
-use futures_util::StreamExt as _;
 
-use super::AppState;
+use super::{read_body, AppState, BodyError};
 use crate::config::PartyConfig;
 use crate::protocol::persister::parse_content;
 use crate::room::{GetResult, PutResult, RoomKey};
@@ -65,28 +63,3 @@ fn shutting_down() -> HttpResponse {
     HttpResponse::ServiceUnavailable().body("server shutting down")
 }
 
-enum BodyError {
-    TooLarge,
-    Broken(actix_web::error::PayloadError),
-}
-
-/// Reads a request body, refusing it as soon as it is known to exceed `limit` bytes.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<BytesMut, BodyError> {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<usize>().ok());
-    if declared.is_some_and(|length| length > limit) {
-        return Err(BodyError::TooLarge);
-    }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(BodyError::Broken)?;
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}

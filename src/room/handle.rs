@@ -1,6 +1,7 @@
 //! The cheap-clone handle through which HTTP handlers and connections talk to a room task,
 //! and the commands it carries.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -40,6 +41,38 @@ pub enum GetResult {
     StorageFailed,
 }
 
+/// A look inside a room, for operators (the admin API's debug dump).
+#[derive(Debug)]
+pub struct Inspection {
+    /// The GET body, or `None` when the room has no store.
+    pub content: Option<String>,
+    /// The stored entries in TinyBase's key layout (with the party's storage prefix), as
+    /// (key, JSON value), in TinyBase's key order.
+    pub reference_entries: Vec<(String, String)>,
+    /// The connection id of every socket in the room.
+    pub connection_ids: Vec<String>,
+}
+
+/// How a server-side write ended.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ServerWriteResult {
+    /// Saved and broadcast: the accepted changes as JSON `[tables, values, 1]`.
+    Applied(String),
+    /// Nothing in the changes was accepted (empty tables and rows only).
+    NothingAccepted,
+    /// The room has no store.
+    NoStore,
+    /// Storage failed; nothing was saved or broadcast.
+    StorageFailed,
+}
+
+/// Counters a room task keeps for the registry to read without asking it.
+#[derive(Debug, Default)]
+pub struct RoomStats {
+    /// Sockets in the room.
+    pub connections: AtomicUsize,
+}
+
 /// The commands a room task handles, one at a time, in arrival order.
 pub(crate) enum Command {
     Join { socket: SocketId, connection_id: Arc<str>, outbox: Outbox, joined: oneshot::Sender<bool> },
@@ -47,6 +80,9 @@ pub(crate) enum Command {
     Changes { connection_id: Arc<str>, changes: Changes },
     Put { content: Content, reply: oneshot::Sender<PutResult> },
     Get { reply: oneshot::Sender<GetResult> },
+    Inspect { reply: oneshot::Sender<Option<Inspection>> },
+    Delete { reply: oneshot::Sender<bool> },
+    ServerChanges { changes: Changes, reply: oneshot::Sender<ServerWriteResult> },
     Shutdown { done: oneshot::Sender<()> },
 }
 
@@ -55,11 +91,17 @@ pub(crate) enum Command {
 pub struct RoomHandle {
     key: RoomKey,
     commands: mpsc::Sender<Command>,
+    stats: Arc<RoomStats>,
 }
 
 impl RoomHandle {
-    pub(crate) fn new(key: RoomKey, commands: mpsc::Sender<Command>) -> Self {
-        Self { key, commands }
+    pub(crate) fn new(key: RoomKey, commands: mpsc::Sender<Command>, stats: Arc<RoomStats>) -> Self {
+        Self { key, commands, stats }
+    }
+
+    /// Sockets in the room now.
+    pub fn connections(&self) -> usize {
+        self.stats.connections.load(Ordering::Relaxed)
     }
 
     /// Which room this is.
@@ -106,6 +148,27 @@ impl RoomHandle {
     pub async fn get(&self) -> Result<GetResult, RoomGone> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Get { reply }).await?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// The room's content, stored entries and connections; `None` if it cannot be loaded.
+    pub async fn inspect(&self) -> Result<Option<Inspection>, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Inspect { reply }).await?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Deletes the room's data and closes its sockets with 4000; `false` if storage failed.
+    pub async fn delete(&self) -> Result<bool, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Delete { reply }).await?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Applies changes from the server itself: saved, then broadcast to every socket.
+    pub async fn server_changes(&self, changes: Changes) -> Result<ServerWriteResult, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::ServerChanges { changes, reply }).await?;
         answer.await.map_err(|_| RoomGone)
     }
 

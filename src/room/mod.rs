@@ -8,6 +8,6 @@ mod persisted;
 mod registry;
 mod task;
 
-pub use handle::{GetResult, PutResult, RoomGone, RoomHandle, SocketId};
+pub use handle::{GetResult, Inspection, PutResult, RoomGone, RoomHandle, ServerWriteResult, SocketId};
 pub use names::{NameError, RoomKey};
-pub use registry::Rooms;
+pub use registry::{PartySummary, Rooms};

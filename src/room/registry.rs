@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
 
-use super::handle::{Command, RoomGone, RoomHandle, SocketId};
+use super::handle::{Command, RoomGone, RoomHandle, RoomStats, SocketId};
 use super::task::RoomTask;
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig};
@@ -36,6 +36,15 @@ impl LiveRooms {
         rooms.remove(key);
         true
     }
+}
+
+/// What is live of one party.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PartySummary {
+    /// Rooms in memory.
+    pub live_rooms: usize,
+    /// Sockets in those rooms.
+    pub connections: usize,
 }
 
 /// Every live room of the server.
@@ -70,8 +79,9 @@ impl Rooms {
             return Ok(handle.clone());
         }
         let (commands, receiver) = mpsc::channel(self.limits.room_queue);
-        let handle = RoomHandle::new(key.clone(), commands);
-        let task = RoomTask::new(key.clone(), self.storage.clone(), party.message_prefix.as_str().into());
+        let stats = Arc::new(RoomStats::default());
+        let handle = RoomHandle::new(key.clone(), commands, stats.clone());
+        let task = RoomTask::new(key.clone(), self.storage.clone(), party, stats);
         tokio::spawn(task.run(receiver, self.live.clone(), self.limits.idle_unload));
         live.insert(key, handle.clone());
         Ok(handle)
@@ -85,6 +95,21 @@ impl Rooms {
     /// How many rooms are in memory.
     pub fn live_count(&self) -> usize {
         self.live.lock().len()
+    }
+
+    /// Rooms in memory and their sockets, for one party.
+    pub fn party_summary(&self, party: &str) -> PartySummary {
+        let live = self.live.lock();
+        let rooms = live.iter().filter(|(key, _)| key.party() == party);
+        rooms.fold(PartySummary::default(), |summary, (_, handle)| PartySummary {
+            live_rooms: summary.live_rooms + 1,
+            connections: summary.connections + handle.connections(),
+        })
+    }
+
+    /// The live room's handle, without starting it.
+    pub fn live_room(&self, key: &RoomKey) -> Option<RoomHandle> {
+        self.live.lock().get(key).filter(|handle| !handle.is_closed()).cloned()
     }
 
     /// Stops starting rooms, then lets every live room finish its queued work, close its

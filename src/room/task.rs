@@ -6,6 +6,7 @@
 //! flush per round rather than per message, and many rooms share the flusher's flushes.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,12 +15,13 @@ use bytestring::ByteString;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::handle::{Command, GetResult, PutResult, SocketId};
+use super::handle::{Command, GetResult, Inspection, PutResult, RoomStats, ServerWriteResult, SocketId};
 use super::persisted::{entry_writes, load_store, room_path};
 use super::registry::LiveRooms;
 use super::RoomKey;
-use crate::protocol::persister::{PersisterStore, PutOutcome};
-use crate::storage::{EntryWrite, Storage};
+use crate::config::PartyConfig;
+use crate::protocol::persister::{Changes, PersisterStore, PutOutcome};
+use crate::storage::{EntryWrite, Storage, StorageError};
 use crate::ws::outbox::{Outbox, SendError};
 use crate::ws::close;
 
@@ -35,13 +37,21 @@ struct Member {
 
 /// Something to do once the round's writes are durable.
 enum Effect {
-    Broadcast { exclude: Arc<str>, frame: ByteString },
+    /// Send a frame to every socket whose connection id is not `exclude`.
+    Broadcast { exclude: Option<Arc<str>>, frame: ByteString },
+    /// Close these sockets (those in the room when the room was deleted).
+    Close { sockets: Vec<SocketId>, code: u16, reason: &'static str },
     Put(oneshot::Sender<PutResult>, PutResult),
     Get(oneshot::Sender<GetResult>, GetResult),
+    Inspect(oneshot::Sender<Option<Inspection>>, Option<Inspection>),
+    Deleted(oneshot::Sender<bool>),
+    ServerWrite(oneshot::Sender<ServerWriteResult>, ServerWriteResult),
 }
 
 #[derive(Default)]
 struct Round {
+    /// The room's data is deleted before `writes` are applied.
+    delete_room: bool,
     writes: Vec<EntryWrite>,
     effects: Vec<Effect>,
     shutdown: Vec<oneshot::Sender<()>>,
@@ -51,6 +61,8 @@ pub(crate) struct RoomTask {
     key: RoomKey,
     storage: Arc<dyn Storage>,
     message_prefix: Arc<str>,
+    storage_prefix: Arc<str>,
+    stats: Arc<RoomStats>,
     /// `None` while the room could not be read from storage (retried on the next round).
     store: Option<PersisterStore>,
     members: HashMap<SocketId, Member>,
@@ -59,8 +71,17 @@ pub(crate) struct RoomTask {
 }
 
 impl RoomTask {
-    pub(crate) fn new(key: RoomKey, storage: Arc<dyn Storage>, message_prefix: Arc<str>) -> Self {
-        Self { key, storage, message_prefix, store: None, members: HashMap::new(), cached_body: None }
+    pub(crate) fn new(key: RoomKey, storage: Arc<dyn Storage>, party: &PartyConfig, stats: Arc<RoomStats>) -> Self {
+        Self {
+            key,
+            storage,
+            message_prefix: party.message_prefix.as_str().into(),
+            storage_prefix: party.storage_prefix.as_str().into(),
+            stats,
+            store: None,
+            members: HashMap::new(),
+            cached_body: None,
+        }
     }
 
     /// Runs until the room is shut down, retires after `idle_unload` without connections or
@@ -127,20 +148,27 @@ impl RoomTask {
                 let loaded = self.store.is_some();
                 if loaded {
                     self.members.insert(socket, Member { connection_id, outbox });
+                    self.count_members();
                 }
                 let _ = joined.send(loaded);
             }
             Command::Leave { socket } => {
                 self.members.remove(&socket);
+                self.count_members();
             }
             Command::Changes { connection_id, changes } => {
-                let Some(store) = self.store.as_mut() else { return };
-                if let Some(applied) = store.apply_changes(changes) {
-                    self.cached_body = None;
-                    round.writes.extend(entry_writes(applied.ops));
-                    let frame = format!("{}s{}", self.message_prefix, applied.payload);
-                    round.effects.push(Effect::Broadcast { exclude: connection_id, frame: frame.into() });
-                }
+                self.apply_changes(changes, Some(connection_id), round);
+            }
+            Command::ServerChanges { changes, reply } => {
+                let result = match &self.store {
+                    None => ServerWriteResult::StorageFailed,
+                    Some(store) if !store.has_store() => ServerWriteResult::NoStore,
+                    Some(_) => match self.apply_changes(changes, None, round) {
+                        Some(payload) => ServerWriteResult::Applied(payload),
+                        None => ServerWriteResult::NothingAccepted,
+                    },
+                };
+                round.effects.push(Effect::ServerWrite(reply, result));
             }
             Command::Put { content, reply } => {
                 let result = match self.store.as_mut().map(|store| store.put(content)) {
@@ -158,8 +186,44 @@ impl RoomTask {
                 let result = self.read_body();
                 round.effects.push(Effect::Get(reply, result));
             }
+            Command::Inspect { reply } => {
+                let inspection = self.inspect();
+                round.effects.push(Effect::Inspect(reply, inspection));
+            }
+            Command::Delete { reply } => {
+                round.delete_room = true;
+                round.writes.clear();
+                self.store = Some(PersisterStore::new());
+                self.cached_body = None;
+                let sockets = self.members.keys().copied().collect();
+                round.effects.push(Effect::Close { sockets, code: close::ROOM_DELETED, reason: "room deleted" });
+                round.effects.push(Effect::Deleted(reply));
+            }
             Command::Shutdown { done } => round.shutdown.push(done),
         }
+    }
+
+    /// Applies changes and queues their broadcast; the accepted payload, if anything was accepted.
+    fn apply_changes(&mut self, changes: Changes, sender: Option<Arc<str>>, round: &mut Round) -> Option<String> {
+        let applied = self.store.as_mut()?.apply_changes(changes)?;
+        self.cached_body = None;
+        round.writes.extend(entry_writes(applied.ops));
+        let frame = format!("{}s{}", self.message_prefix, applied.payload);
+        round.effects.push(Effect::Broadcast { exclude: sender, frame: frame.into() });
+        Some(applied.payload)
+    }
+
+    fn count_members(&self) {
+        self.stats.connections.store(self.members.len(), Ordering::Relaxed);
+    }
+
+    fn inspect(&self) -> Option<Inspection> {
+        let store = self.store.as_ref()?;
+        Some(Inspection {
+            content: store.render(),
+            reference_entries: store.reference_entries(&self.storage_prefix),
+            connection_ids: self.members.values().map(|member| member.connection_id.to_string()).collect(),
+        })
     }
 
     fn read_body(&mut self) -> GetResult {
@@ -179,21 +243,13 @@ impl RoomTask {
 
     /// Makes the round durable, then carries out its effects in order.
     async fn finish(&mut self, round: Round) {
-        let Round { writes, effects, shutdown } = round;
-        if !writes.is_empty() {
-            let path = room_path(&self.key);
-            let durable = match self.storage.write(path, writes) {
-                Ok(()) => self.storage.durable().await,
-                Err(error) => Err(error),
-            };
-            if let Err(error) = durable {
+        let Round { delete_room, writes, effects, shutdown } = round;
+        match self.make_durable(delete_room, writes).await {
+            Ok(()) => effects.into_iter().for_each(|effect| self.carry_out(effect)),
+            Err(error) => {
                 tracing::error!(%error, "storage failed; closing the room's sockets and reloading it");
                 self.fail_round(effects);
-            } else {
-                effects.into_iter().for_each(|effect| self.carry_out(effect));
             }
-        } else {
-            effects.into_iter().for_each(|effect| self.carry_out(effect));
         }
         if !shutdown.is_empty() {
             self.close_all(close::GOING_AWAY, "server shutting down");
@@ -203,11 +259,37 @@ impl RoomTask {
         }
     }
 
+    async fn make_durable(&self, delete_room: bool, writes: Vec<EntryWrite>) -> Result<(), StorageError> {
+        if !delete_room && writes.is_empty() {
+            return Ok(());
+        }
+        let path = room_path(&self.key);
+        if delete_room {
+            self.storage.delete_room(path)?;
+        }
+        if !writes.is_empty() {
+            let stored_bytes = self.store.as_ref().map_or(0, PersisterStore::stored_bytes) as u64;
+            self.storage.write(path, writes, stored_bytes)?;
+        }
+        self.storage.durable().await
+    }
+
     fn carry_out(&mut self, effect: Effect) {
         match effect {
-            Effect::Broadcast { exclude, frame } => self.broadcast(&exclude, frame),
+            Effect::Broadcast { exclude, frame } => self.broadcast(exclude.as_deref(), frame),
+            Effect::Close { sockets, code, reason } => {
+                for socket in sockets {
+                    if let Some(member) = self.members.remove(&socket) {
+                        member.outbox.close(code, reason);
+                    }
+                }
+                self.count_members();
+            }
             Effect::Put(reply, result) => drop(reply.send(result)),
             Effect::Get(reply, result) => drop(reply.send(result)),
+            Effect::Inspect(reply, inspection) => drop(reply.send(inspection)),
+            Effect::Deleted(reply) => drop(reply.send(true)),
+            Effect::ServerWrite(reply, result) => drop(reply.send(result)),
         }
     }
 
@@ -215,9 +297,12 @@ impl RoomTask {
     fn fail_round(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Broadcast { .. } => {}
+                Effect::Broadcast { .. } | Effect::Close { .. } => {}
                 Effect::Put(reply, _) => drop(reply.send(PutResult::StorageFailed)),
                 Effect::Get(reply, _) => drop(reply.send(GetResult::StorageFailed)),
+                Effect::Inspect(reply, _) => drop(reply.send(None)),
+                Effect::Deleted(reply) => drop(reply.send(false)),
+                Effect::ServerWrite(reply, _) => drop(reply.send(ServerWriteResult::StorageFailed)),
             }
         }
         self.close_all(close::INTERNAL_ERROR, "storage error");
@@ -228,9 +313,9 @@ impl RoomTask {
 
     /// Sends a frame to every socket whose connection id is not `exclude`; a socket that cannot
     /// take it (too many unsent bytes) is cut off as a slow consumer.
-    fn broadcast(&mut self, exclude: &str, frame: ByteString) {
+    fn broadcast(&mut self, exclude: Option<&str>, frame: ByteString) {
         self.members.retain(|socket, member| {
-            if &*member.connection_id == exclude {
+            if exclude == Some(&*member.connection_id) {
                 return true;
             }
             match member.outbox.send(frame.clone()) {
@@ -243,11 +328,13 @@ impl RoomTask {
                 Err(SendError::Gone) => false,
             }
         });
+        self.count_members();
     }
 
     fn close_all(&mut self, code: u16, reason: &'static str) {
         for (_, member) in self.members.drain() {
             member.outbox.close(code, reason);
         }
+        self.count_members();
     }
 }

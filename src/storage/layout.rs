@@ -30,10 +30,36 @@ fn take_segment(bytes: &[u8]) -> Option<(&[u8], &[u8])> {
     (rest.len() >= length).then(|| rest.split_at(length))
 }
 
-/// The room name of a key under `party_prefix(party)` (the key without that prefix).
-pub fn room_of_key(after_party: &[u8]) -> Option<&str> {
-    let (room, _) = take_segment(after_party)?;
-    std::str::from_utf8(room).ok()
+/// The first byte of every index key. Room keys start with a party length whose first byte is
+/// 0 (party names are at most 256 bytes), so the index never mixes with room entries.
+const INDEX_TAG: u8 = 0xFF;
+
+/// The index key of a room: `0xFF + u32 BE length + party + room`. The room is last and raw, so
+/// index keys of one party sort by room name.
+pub fn index_key(party: &str, room: &str) -> Vec<u8> {
+    let mut key = index_party_prefix(party);
+    key.extend_from_slice(room.as_bytes());
+    key
+}
+
+/// The prefix of every index key of one party.
+pub fn index_party_prefix(party: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(5 + party.len());
+    key.push(INDEX_TAG);
+    push_segment(&mut key, party.as_bytes());
+    key
+}
+
+/// The prefix of every index key.
+pub fn index_prefix() -> [u8; 1] {
+    [INDEX_TAG]
+}
+
+/// Reads an index key back into (party, room).
+pub fn decode_index_key(key: &[u8]) -> Option<(&str, &str)> {
+    let rest = key.strip_prefix(&[INDEX_TAG])?;
+    let (party, room) = take_segment(rest)?;
+    Some((std::str::from_utf8(party).ok()?, std::str::from_utf8(room).ok()?))
 }
 
 /// An entry of a `tinybase-persister` room.
@@ -102,7 +128,10 @@ mod tests {
         }
         assert!(room_prefix("p", "r").starts_with(&party_prefix("p")));
         assert!(!room_prefix("pq", "r").starts_with(&party_prefix("p")));
-        assert_eq!(room_of_key(&room_prefix("p", "room")[party_prefix("p").len()..]), Some("room"));
+        assert_eq!(decode_index_key(&index_key("p", "room")), Some(("p", "room")));
+        assert!(!index_key("pq", "r").starts_with(&index_party_prefix("p")));
+        assert!(index_key("p", "a") < index_key("p", "a b") && index_key("p", "a b") < index_key("p", "b"));
+        assert_ne!(room_prefix(&"p".repeat(256), "r")[0], index_prefix()[0]);
     }
 
     #[test]
@@ -129,7 +158,7 @@ mod tests {
         #[test]
         fn decoding_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
             let _ = decode_persister_entry_key(&bytes);
-            let _ = room_of_key(&bytes);
+            let _ = decode_index_key(&bytes);
         }
     }
 }

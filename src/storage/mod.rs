@@ -81,19 +81,42 @@ impl Future for DurableTicket {
 /// A room's entries: (entry key without the room prefix, value), in key order.
 pub type RoomEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
+/// What the index knows of a stored room, updated by every write in the same batch.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoomMeta {
+    /// The room's stored size as its kind counts it (ids and cell texts).
+    pub stored_bytes: u64,
+    /// When it was last written, in milliseconds since the Unix epoch.
+    pub written_at_ms: u64,
+}
+
+/// A stored room, as listed from the index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredRoom {
+    /// The room's name.
+    pub room: String,
+    /// Its size and last write.
+    pub meta: RoomMeta,
+}
+
 /// What rooms need from a storage engine.
 pub trait Storage: Send + Sync + 'static {
     /// Every entry of a room in key order: (entry key without the room prefix, value).
     fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError>;
-    /// Applies the writes as one atomic batch. Not durable until [`Storage::durable`] says so.
-    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>) -> Result<(), StorageError>;
+    /// Applies the writes, and the room's index entry (`stored_bytes`, now), as one atomic
+    /// batch. Not durable until [`Storage::durable`] says so.
+    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError>;
+    /// Removes every entry of a room and its index entry, as one atomic batch (not yet durable).
+    fn delete_room(&self, room: RoomPath<'_>) -> Result<(), StorageError>;
     /// Group commit: a ticket that resolves once everything written so far is flushed.
     fn durable(&self) -> DurableTicket;
     /// Flushes now, blocking (used at shutdown).
     fn flush(&self) -> Result<(), StorageError>;
-    /// Names of a party's stored rooms in key order (shorter names first, then bytewise),
-    /// after `after`, at most `limit`.
-    fn list_rooms(&self, party: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, StorageError>;
+    /// A party's stored rooms in name order (bytewise), those starting with `prefix` and
+    /// coming after `after`, at most `limit`.
+    fn list_rooms(&self, party: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredRoom>, StorageError>;
+    /// Every stored room of every party, as (party, room), parties and rooms in name order.
+    fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError>;
     /// Counters of the group-commit flusher.
     fn flush_stats(&self) -> FlushStats;
 }

@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::flusher::{FlushStats, Flusher};
-use super::layout::{party_prefix, room_of_key, room_prefix};
-use super::{DurableTicket, EntryWrite, RoomEntries, RoomPath, Storage, StorageError};
+use super::layout::{decode_index_key, index_key, index_party_prefix, index_prefix, room_prefix};
+use super::{DurableTicket, EntryWrite, RoomEntries, RoomMeta, RoomPath, Storage, StorageError, StoredRoom};
 
 /// sled's page cache. Rooms keep their live state in memory, so the cache mainly serves cold
 /// loads; 64 MiB keeps recently unloaded rooms warm without dominating RSS.
@@ -49,6 +49,22 @@ fn io_error(dir: &Path, error: &std::io::Error) -> StorageError {
     StorageError::Io(format!("{}: {error}", dir.display()).into())
 }
 
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+}
+
+fn encode_meta(meta: RoomMeta) -> [u8; 16] {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&meta.stored_bytes.to_be_bytes());
+    bytes[8..].copy_from_slice(&meta.written_at_ms.to_be_bytes());
+    bytes
+}
+
+fn decode_meta(bytes: &[u8]) -> RoomMeta {
+    let word = |range: std::ops::Range<usize>| bytes.get(range).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+    RoomMeta { stored_bytes: word(0..8), written_at_ms: word(8..16) }
+}
+
 fn engine_error(error: sled::Error) -> StorageError {
     StorageError::Io(error.to_string().into())
 }
@@ -65,7 +81,7 @@ impl Storage for SledStorage {
             .collect()
     }
 
-    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>) -> Result<(), StorageError> {
+    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError> {
         let prefix = room_prefix(room.party, room.room);
         let mut batch = sled::Batch::default();
         let mut key = prefix.clone();
@@ -77,6 +93,17 @@ impl Storage for SledStorage {
                 None => batch.remove(key.as_slice()),
             }
         }
+        let meta = RoomMeta { stored_bytes, written_at_ms: now_ms() };
+        batch.insert(index_key(room.party, room.room), encode_meta(meta).to_vec());
+        self.db.apply_batch(batch).map_err(engine_error)
+    }
+
+    fn delete_room(&self, room: RoomPath<'_>) -> Result<(), StorageError> {
+        let mut batch = sled::Batch::default();
+        for entry in self.db.scan_prefix(room_prefix(room.party, room.room)).keys() {
+            batch.remove(entry.map_err(engine_error)?);
+        }
+        batch.remove(index_key(room.party, room.room));
         self.db.apply_batch(batch).map_err(engine_error)
     }
 
@@ -88,29 +115,31 @@ impl Storage for SledStorage {
         self.db.flush().map(drop).map_err(engine_error)
     }
 
-    fn list_rooms(&self, party: &str, after: Option<&str>, limit: usize) -> Result<Vec<String>, StorageError> {
-        let prefix = party_prefix(party);
-        let mut start = match after {
-            // The first key after every key of room `after`: its prefix with one more byte, 0xff.
-            Some(after) => room_prefix(party, after),
-            None => prefix.clone(),
-        };
-        if after.is_some() {
-            start.push(0xff);
-        }
-        let mut rooms: Vec<String> = Vec::new();
-        let mut cursor = start;
-        while rooms.len() < limit {
-            let Some(entry) = self.db.range(cursor.as_slice()..).next() else { break };
-            let (key, _) = entry.map_err(engine_error)?;
-            if !key.starts_with(&prefix) {
+    fn list_rooms(&self, party: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredRoom>, StorageError> {
+        let party_prefix = index_party_prefix(party);
+        let scan_prefix = index_key(party, prefix);
+        let mut rooms = Vec::new();
+        for entry in self.db.scan_prefix(&scan_prefix) {
+            let (key, value) = entry.map_err(engine_error)?;
+            let Ok(room) = std::str::from_utf8(&key[party_prefix.len()..]) else { continue };
+            if after.is_some_and(|after| room <= after) {
+                continue;
+            }
+            if rooms.len() == limit {
                 break;
             }
-            let Some(room) = room_of_key(&key[prefix.len()..]) else { break };
-            rooms.push(room.to_owned());
-            cursor = room_prefix(party, room);
-            // Skip past every key of this room: no entry key starts with a 0xff byte.
-            cursor.push(0xff);
+            rooms.push(StoredRoom { room: room.to_owned(), meta: decode_meta(&value) });
+        }
+        Ok(rooms)
+    }
+
+    fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError> {
+        let mut rooms = Vec::new();
+        for key in self.db.scan_prefix(index_prefix()).keys() {
+            let key = key.map_err(engine_error)?;
+            if let Some((party, room)) = decode_index_key(&key) {
+                rooms.push((party.to_owned(), room.to_owned()));
+            }
         }
         Ok(rooms)
     }
@@ -137,9 +166,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let storage = SledStorage::open(dir.path()).unwrap();
-            storage.write(room("a"), vec![set("x", "1"), set("y", "2")]).unwrap();
-            storage.write(room("ab"), vec![set("x", "3")]).unwrap();
-            storage.write(room("a"), vec![EntryWrite { key: b"y".to_vec(), value: None }]).unwrap();
+            storage.write(room("a"), vec![set("x", "1"), set("y", "2")], 2).unwrap();
+            storage.write(room("ab"), vec![set("x", "3")], 1).unwrap();
+            storage.write(room("a"), vec![EntryWrite { key: b"y".to_vec(), value: None }], 1).unwrap();
             storage.durable().await.unwrap();
         }
         let storage = reopen(dir.path());
@@ -182,15 +211,24 @@ mod tests {
     }
 
     #[test]
-    fn rooms_are_listed_in_name_order_page_by_page() {
+    fn rooms_are_listed_in_name_order_page_by_page_and_deleted_whole() {
         let dir = tempfile::tempdir().unwrap();
         let storage = SledStorage::open(dir.path()).unwrap();
-        for name in ["b", "a", "ab", "c"] {
-            storage.write(room(name), vec![set("k1", "v"), set("k2", "v")]).unwrap();
+        for (i, name) in ["b", "a", "ab", "c", "a b"].into_iter().enumerate() {
+            storage.write(room(name), vec![set("k1", "v"), set("k2", "v")], i as u64).unwrap();
         }
-        storage.write(RoomPath { party: "other", room: "zz" }, vec![set("k", "v")]).unwrap();
-        assert_eq!(storage.list_rooms("main", None, 2).unwrap(), ["a", "b"]);
-        assert_eq!(storage.list_rooms("main", Some("b"), 10).unwrap(), ["c", "ab"]);
-        assert_eq!(storage.list_rooms("nobody", None, 10).unwrap(), Vec::<String>::new());
+        storage.write(RoomPath { party: "other", room: "zz" }, vec![set("k", "v")], 9).unwrap();
+        let names = |rooms: Vec<StoredRoom>| rooms.into_iter().map(|r| r.room).collect::<Vec<_>>();
+        assert_eq!(names(storage.list_rooms("main", "", None, 3).unwrap()), ["a", "a b", "ab"]);
+        assert_eq!(names(storage.list_rooms("main", "", Some("ab"), 10).unwrap()), ["b", "c"]);
+        assert_eq!(names(storage.list_rooms("main", "a", None, 10).unwrap()), ["a", "a b", "ab"]);
+        assert_eq!(names(storage.list_rooms("nobody", "", None, 10).unwrap()), Vec::<String>::new());
+        let listed = storage.list_rooms("other", "", None, 10).unwrap();
+        assert_eq!(listed[0].meta.stored_bytes, 9);
+        assert!(listed[0].meta.written_at_ms > 1_700_000_000_000);
+        storage.delete_room(room("ab")).unwrap();
+        assert!(storage.load_room(room("ab")).unwrap().is_empty());
+        assert_eq!(storage.load_room(room("a")).unwrap().len(), 2, "a neighbour with a shared prefix is untouched");
+        assert_eq!(storage.all_rooms().unwrap().len(), 5);
     }
 }

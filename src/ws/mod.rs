@@ -22,4 +22,6 @@ pub mod close {
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Normal closure (e.g. after a long silence from the client).
     pub const NORMAL: u16 = 1000;
+    /// An operator deleted the room.
+    pub const ROOM_DELETED: u16 = 4000;
 }

@@ -7,7 +7,7 @@ mod store;
 #[cfg(test)]
 mod tests;
 
-pub use parse::{parse_content, parse_frame, IgnoredFrame, InvalidContent};
+pub use parse::{parse_changes, parse_content, parse_frame, IgnoredFrame, InvalidContent};
 pub use store::{Applied, PersisterStore, PutOutcome, StoreOp, StoredEntry};
 
 use super::json::{self, JsValue};

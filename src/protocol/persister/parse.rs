@@ -118,6 +118,14 @@ pub fn parse_frame(frame: &str, prefix: &str) -> Result<Changes, IgnoredFrame> {
     changes(payload).map_err(IgnoredFrame::InvalidChanges)
 }
 
+/// Validates changes given as a whole body (`[tables, values, 1]`, deletions as the marker), as
+/// the admin API receives them: the same rules as a websocket `s` payload.
+pub fn parse_changes(body: &[u8]) -> Result<Changes, IgnoredFrame> {
+    let text = std::str::from_utf8(body).map_err(|_| IgnoredFrame::InvalidChanges("body is not valid UTF-8".into()))?;
+    let payload = json::parse(text, true).map_err(IgnoredFrame::NotJson)?;
+    changes(payload).map_err(IgnoredFrame::InvalidChanges)
+}
+
 fn changes(payload: JsValue) -> Result<Changes, String> {
     let JsValue::Array(parts) = payload else { return Err("not an array [tables, values, 1]".into()) };
     let [tables, values, flag]: [JsValue; 3] =

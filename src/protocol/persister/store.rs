@@ -258,6 +258,34 @@ impl PersisterStore {
         }
     }
 
+    /// The entries TinyBase's server would hold for this store (spec §7), as (key, JSON value),
+    /// sorted like Durable Object storage lists them (by the bytes of the key).
+    pub fn reference_entries(&self, storage_prefix: &str) -> Vec<(String, String)> {
+        let mut entries = Vec::new();
+        if self.has_store {
+            entries.push((format!("{storage_prefix}hasStore"), "1".to_owned()));
+        }
+        for (table_id, rows) in &self.tables {
+            for (row_id, cells) in rows {
+                for (cell_id, text) in cells {
+                    let mut key = format!("{storage_prefix}t");
+                    for (i, id) in [table_id, row_id, cell_id].into_iter().enumerate() {
+                        if i > 0 {
+                            key.push(',');
+                        }
+                        json::write_string(id.as_str(), &mut key);
+                    }
+                    entries.push((key, text.as_str().to_owned()));
+                }
+            }
+        }
+        for (value_id, text) in &self.values {
+            entries.push((format!("{storage_prefix}v{}", value_id.as_str()), text.as_str().to_owned()));
+        }
+        entries.sort_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
+        entries
+    }
+
     /// The GET body: `[tables,values]` in TinyBase's order; `None` without a store.
     pub fn render(&self) -> Option<String> {
         if !self.has_store {

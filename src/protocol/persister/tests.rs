@@ -253,3 +253,18 @@ fn cell() -> impl Strategy<Value = String> {
         Just("[1,{\"a\":[]}]".to_owned()),
     ]
 }
+
+#[test]
+fn reference_entries_use_tinybase_storage_keys() {
+    let store = store_with(r#"[{"pets":{"fido":{"species":"dog"}},"a\"b":{"r":{"c":1}}},{"open":true}]"#);
+    assert_eq!(
+        store.reference_entries("app_"),
+        vec![
+            ("app_hasStore".to_owned(), "1".to_owned()),
+            ("app_t\"a\\\"b\",\"r\",\"c\"".to_owned(), "1".to_owned()),
+            ("app_t\"pets\",\"fido\",\"species\"".to_owned(), "\"dog\"".to_owned()),
+            ("app_vopen".to_owned(), "true".to_owned()),
+        ]
+    );
+    assert!(PersisterStore::new().reference_entries("").is_empty());
+}

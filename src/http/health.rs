@@ -1,0 +1,30 @@
+//! Health endpoints: `/healthz` (the process answers) and `/readyz` (storage takes a write
+//! and a flush).
+
+use actix_web::HttpResponse;
+
+use super::AppState;
+use crate::storage::RoomPath;
+
+/// Where the readiness probe writes (a party name no configuration can declare: it has a '/').
+const PROBE_ROOM: RoomPath<'static> = RoomPath { party: "/partyd", room: "readyz" };
+
+/// The process is up.
+pub fn healthz() -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+}
+
+/// Storage is open and writable: a write and a flush succeed.
+pub async fn readyz(state: &AppState) -> HttpResponse {
+    let result = match state.storage.write(PROBE_ROOM, Vec::new(), 0) {
+        Ok(()) => state.storage.durable().await,
+        Err(error) => Err(error),
+    };
+    match result {
+        Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
+        Err(error) => {
+            tracing::error!(%error, "readiness probe failed");
+            HttpResponse::ServiceUnavailable().content_type("text/plain").body(format!("storage not writable: {error}\n"))
+        }
+    }
+}
