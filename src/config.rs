@@ -47,6 +47,48 @@ pub struct Cli {
     /// Enables the admin API (`/_partyd/…`) for requests bearing this token.
     #[arg(long, env = "PARTYD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Log format: `pretty` for people (the default on a terminal), `json` for machines.
+    #[arg(long, env = "PARTYD_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// An offline command instead of serving (the data dir must not be in use).
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Offline commands on the data dir.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Writes every room (or those chosen) as JSON lines `{"party","room","kind","content"}` to stdout.
+    Export {
+        /// Only this party.
+        #[arg(long)]
+        party: Option<String>,
+        /// Only this room (of every exported party).
+        #[arg(long)]
+        room: Option<String>,
+    },
+    /// Reads JSON lines made by `export` from stdin into the data dir.
+    Import {
+        /// Overwrite rooms that already exist instead of refusing.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// Prints one room as a JSON line.
+    Dump {
+        /// The party.
+        party: String,
+        /// The room.
+        room: String,
+    },
 }
 
 /// The server's whole configuration, with every default applied.

@@ -7,10 +7,12 @@
 //! - [`room`] — room names, the registry of live rooms, the task that owns each room.
 //! - [`protocol`] — pure wire formats and validation, exact with TinyBase.
 //! - [`storage`] — the one sled database: key layout, atomic batches, group-commit flushing.
+//! - [`cli`] — the offline commands: export, import, dump.
 //!
 //! [`start`] serves a configuration on its listen address; [`RunningServer::shutdown`] stops it
 //! gracefully. `main.rs` only wires these to the command line and signals.
 
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;

@@ -1,11 +1,11 @@
-//! The `partyd` binary: parse the command line, load the configuration, open storage, serve
-//! until SIGINT/SIGTERM, then shut down gracefully.
+//! The `partyd` binary: parse the command line, load the configuration, then either run an
+//! offline command (export, import, dump) or open storage and serve until SIGINT/SIGTERM.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
-use partyd::config::{Cli, Config};
+use partyd::config::{Cli, Command, Config, LogFormat};
 use partyd::error::StartError;
 use partyd::storage::SledStorage;
 
@@ -18,7 +18,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_tracing();
+    init_tracing(cli.log_format);
+    if let Some(command) = &cli.command {
+        return offline(&config, command);
+    }
     match actix_web::rt::System::new().block_on(serve(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -29,11 +32,35 @@ fn main() -> ExitCode {
     }
 }
 
+fn offline(config: &Config, command: &Command) -> ExitCode {
+    let stdout = std::io::stdout();
+    let result = match command {
+        Command::Export { party, room } => partyd::cli::export(config, party.as_deref(), room.as_deref(), &mut stdout.lock())
+            .map(|count| eprintln!("partyd: exported {count} rooms")),
+        Command::Import { replace } => partyd::cli::import(config, *replace, std::io::stdin().lock())
+            .map(|count| eprintln!("partyd: imported {count} rooms")),
+        Command::Dump { party, room } => partyd::cli::dump(config, party, room, &mut stdout.lock()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("partyd: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 async fn serve(config: Config) -> Result<(), StartError> {
     let storage = SledStorage::open(&config.data_dir)?;
     tracing::info!(data_dir = %config.data_dir.display(), config = %config.source.display(), "storage open");
+    if config.parties.is_empty() {
+        tracing::warn!("no parties are configured: every room request will answer 404");
+    }
     for party in config.parties.values() {
         tracing::info!(party = %party.name, kind = %party.kind, store_path = %party.store_path, "serving party");
+    }
+    if config.admin_token.is_some() {
+        tracing::info!("admin API enabled under /_partyd/");
     }
     let server = partyd::start(config, storage)?;
     tracing::info!("partyd listening on {}", server.addr());
@@ -58,12 +85,14 @@ async fn wait_for_stop_signal() {
     }
 }
 
-fn init_tracing() {
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`); pretty on a terminal, else as chosen.
+fn init_tracing(format: Option<LogFormat>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let terminal = std::io::stderr().is_terminal();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(terminal);
+    match format.unwrap_or(LogFormat::Pretty) {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.init(),
+    }
 }

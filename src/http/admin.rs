@@ -34,15 +34,15 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState) 
         (Method::GET, ["parties", party, "rooms"]) => with_party(state, party, |party| rooms(state, party, req.query_string())),
         (Method::GET, ["parties", party, "rooms", room]) => match room_of(state, party, room) {
             Ok((party, key)) => dump(state, party, key).await,
-            Err(response) => response,
+            Err(refusal) => refusal.into(),
         },
         (Method::DELETE, ["parties", party, "rooms", room]) => match room_of(state, party, room) {
             Ok((party, key)) => delete(state, party, key).await,
-            Err(response) => response,
+            Err(refusal) => refusal.into(),
         },
         (Method::POST, ["parties", party, "rooms", room, "changes"]) => match room_of(state, party, room) {
             Ok((party, key)) => write(req, payload, state, party, key).await,
-            Err(response) => response,
+            Err(refusal) => refusal.into(),
         },
         _ => HttpResponse::NotFound().body("no such admin route"),
     }
@@ -63,9 +63,26 @@ fn with_party(state: &AppState, party: &str, answer: impl FnOnce(&PartyConfig) -
     }
 }
 
-fn room_of<'a>(state: &'a AppState, party: &str, room: &str) -> Result<(&'a PartyConfig, RoomKey), HttpResponse> {
-    let party = state.config.party(party).ok_or_else(|| HttpResponse::NotFound().body(format!("Party {party} not found")))?;
-    let key = RoomKey::new(&party.name, room).map_err(|error| HttpResponse::BadRequest().body(format!("invalid room name: {error}")))?;
+/// An admin request that cannot be served, and the answer that says why.
+enum Refusal {
+    NotFound(String),
+    BadRequest(String),
+    Internal(String),
+}
+
+impl From<Refusal> for HttpResponse {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::NotFound(why) => HttpResponse::NotFound().body(why),
+            Refusal::BadRequest(why) => HttpResponse::BadRequest().body(why),
+            Refusal::Internal(why) => HttpResponse::InternalServerError().body(why),
+        }
+    }
+}
+
+fn room_of<'a>(state: &'a AppState, party: &str, room: &str) -> Result<(&'a PartyConfig, RoomKey), Refusal> {
+    let party = state.config.party(party).ok_or_else(|| Refusal::NotFound(format!("Party {party} not found")))?;
+    let key = RoomKey::new(&party.name, room).map_err(|error| Refusal::BadRequest(format!("invalid room name: {error}")))?;
     Ok((party, key))
 }
 
@@ -130,16 +147,18 @@ fn parse_rooms_query(query: &str) -> Result<RoomsQuery, String> {
 }
 
 /// Whether the room has anything stored (the index knows every room ever written).
-fn is_stored(state: &AppState, key: &RoomKey) -> Result<bool, HttpResponse> {
-    let listed = state.storage.list_rooms(key.party(), key.room(), None, 1).map_err(|error| HttpResponse::InternalServerError().body(error.to_string()))?;
-    Ok(listed.first().is_some_and(|stored| stored.room == key.room()))
+/// Refuses rooms that have nothing stored (the index knows every room ever written).
+fn must_be_stored(state: &AppState, key: &RoomKey) -> Result<(), Refusal> {
+    let listed = state.storage.list_rooms(key.party(), key.room(), None, 1).map_err(|error| Refusal::Internal(error.to_string()))?;
+    match listed.first() {
+        Some(stored) if stored.room == key.room() => Ok(()),
+        _ => Err(Refusal::NotFound("room not found".into())),
+    }
 }
 
 async fn dump(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
-    match is_stored(state, &key) {
-        Ok(true) => {}
-        Ok(false) => return HttpResponse::NotFound().body("room not found"),
-        Err(response) => return response,
+    if let Err(refusal) = must_be_stored(state, &key) {
+        return refusal.into();
     }
     let Ok(room) = state.rooms.room(party, key.clone()) else { return shutting_down() };
     let inspection = match room.inspect().await {
@@ -161,10 +180,8 @@ async fn dump(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpRespon
 }
 
 async fn delete(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
-    match is_stored(state, &key) {
-        Ok(true) => {}
-        Ok(false) => return HttpResponse::NotFound().body("room not found"),
-        Err(response) => return response,
+    if let Err(refusal) = must_be_stored(state, &key) {
+        return refusal.into();
     }
     let Ok(room) = state.rooms.room(party, key.clone()) else { return shutting_down() };
     match room.delete().await {

@@ -4,7 +4,7 @@
 
 mod handle;
 pub mod names;
-mod persisted;
+pub(crate) mod persisted;
 mod registry;
 mod task;
 

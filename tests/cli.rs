@@ -1,0 +1,103 @@
+//! The offline commands of the real binary: export, import (with and without --replace) and
+//! dump round-trip rooms exactly, refuse bad input, and refuse while a server holds the data dir.
+
+mod common;
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use actix_web::http::StatusCode;
+use common::process::Partyd;
+use common::*;
+
+fn partyd(dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partyd"))
+        .args(["--config", dir.join("party.toml").to_str().unwrap(), "--data-dir", dir.join("data").to_str().unwrap()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[actix_web::test]
+async fn export_import_and_dump_round_trip_rooms_exactly() {
+    let source = data_dir();
+    let server = Partyd::spawn(source.path());
+    let addr = server.addr;
+    let bodies = [
+        ("main", "one", "/store", r#"[{"t":{"r":{"n":-0,"big":1E21,"s":"\u2028é\"","a":[1e400,{"k":null}]},"9":{"c":true}}},{"v":0.000001}]"#),
+        ("main", "empty", "/store", "[{},{}]"),
+        ("custom", "one", "/my_tinybase", "[{},{\"x\":\"\u{FFFC}\"}]"),
+    ];
+    for (party, room, store_path, body) in bodies {
+        assert_eq!(put(addr, &format!("/parties/{party}/{room}{store_path}"), body).await, StatusCode::CREATED);
+    }
+    let originals: Vec<String> = {
+        let mut all = Vec::new();
+        for (party, room, store_path, _) in bodies {
+            all.push(get_body(addr, &format!("/parties/{party}/{room}{store_path}")).await);
+        }
+        all
+    };
+    let busy = partyd(source.path(), &["export"], "");
+    assert!(!busy.status.success());
+    assert!(text(&busy.stderr).contains("in use by another process"), "{}", text(&busy.stderr));
+    assert!(server.terminate().success());
+
+    let export = partyd(source.path(), &["export"], "");
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    let lines = text(&export.stdout);
+    assert_eq!(lines.lines().count(), 3, "{lines}");
+    let only_custom = partyd(source.path(), &["export", "--party", "custom"], "");
+    assert_eq!(text(&only_custom.stdout).lines().count(), 1);
+    let dump = partyd(source.path(), &["dump", "main", "one"], "");
+    let dumped: serde_json::Value = serde_json::from_slice(&dump.stdout).unwrap();
+    assert_eq!((dumped["party"].as_str(), dumped["room"].as_str(), dumped["kind"].as_str()), (Some("main"), Some("one"), Some("tinybase-persister")));
+    assert!(!partyd(source.path(), &["dump", "main", "nope"], "").status.success());
+
+    let target = data_dir();
+    std::fs::copy(source.path().join("party.toml"), target.path().join("party.toml")).unwrap();
+    let import = partyd(target.path(), &["import"], &lines);
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    let again = partyd(target.path(), &["import"], &lines);
+    assert!(!again.status.success());
+    assert!(text(&again.stderr).contains("--replace"), "{}", text(&again.stderr));
+    assert!(partyd(target.path(), &["import", "--replace"], &lines).status.success());
+
+    let server = Partyd::spawn(target.path());
+    for ((party, room, store_path, _), original) in bodies.iter().zip(&originals) {
+        assert_eq!(&get_body(server.addr, &format!("/parties/{party}/{room}{store_path}")).await, original, "{party}/{room}");
+    }
+    assert!(server.terminate().success());
+}
+
+#[test]
+fn import_refuses_bad_lines_and_writes_nothing() {
+    let dir = data_dir();
+    std::fs::write(dir.path().join("party.toml"), "[parties.main]\nkind = \"tinybase-persister\"\n").unwrap();
+    let good = r#"{"party":"main","room":"ok","kind":"tinybase-persister","content":[{},{"v":1}]}"#;
+    let bad_lines = [
+        "not json",
+        r#"{"party":"nope","room":"r","kind":"tinybase-persister","content":null}"#,
+        r#"{"party":"main","room":"r","kind":"tinybase-sync","content":null}"#,
+        r#"{"party":"main","room":"r","kind":"tinybase-persister","content":[{"t":5},{}]}"#,
+        r#"{"party":"main","room":"","kind":"tinybase-persister","content":null}"#,
+        r#"{"party":"main","room":"r","kind":"tinybase-persister","content":null,"extra":1}"#,
+    ];
+    for bad in bad_lines {
+        let output = partyd(dir.path(), &["import"], &format!("{good}\n{bad}\n"));
+        assert!(!output.status.success(), "{bad}");
+        assert!(text(&output.stderr).contains("line 2"), "{bad}: {}", text(&output.stderr));
+    }
+    let export = partyd(dir.path(), &["export"], "");
+    assert_eq!(text(&export.stdout), "", "nothing was written by the refused imports");
+}
