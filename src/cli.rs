@@ -80,7 +80,7 @@ pub fn dump(config: &Config, party_name: &str, room: &str, out: &mut impl Write)
     let storage = open(config)?;
     let party = party(config, party_name)?;
     let stored = storage.list_rooms(party_name, room, None, 1)?;
-    if !stored.first().is_some_and(|stored| stored.room == room) {
+    if stored.first().is_none_or(|stored| stored.room != room) {
         return Err(CliError::Refused(format!("room {party_name}/{room} is not stored")));
     }
     writeln!(out, "{}", room_line(storage.as_ref(), party, room)?)?;

@@ -16,6 +16,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod protocol;
 pub mod room;
 pub mod storage;
@@ -51,8 +52,14 @@ pub struct RunningServer {
 pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer, StartError> {
     let listener = std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
-    let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits));
-    let state = web::Data::new(http::AppState { config: Arc::new(config), rooms: rooms.clone(), storage: storage.clone() });
+    let metrics = metrics::Metrics::new();
+    let observed = metrics.clone();
+    storage.observe_flushes(Arc::new(move |elapsed, waiters| {
+        observed.flush_seconds.observe(elapsed.as_secs_f64());
+        observed.flush_batch.observe(waiters as f64);
+    }));
+    let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits, metrics.clone()));
+    let state = web::Data::new(http::AppState { config: Arc::new(config), rooms: rooms.clone(), storage: storage.clone(), metrics });
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
         .disable_signals()
         .shutdown_timeout(HTTP_SHUTDOWN_GRACE.as_secs())

@@ -167,3 +167,37 @@ async fn health_and_readiness() {
     assert_eq!(request(server.addr, "POST", "/healthz", "").await.status, StatusCode::NOT_FOUND);
     server.server.shutdown().await.unwrap();
 }
+
+#[actix_web::test]
+async fn metrics_count_connections_traffic_changes_closes_and_flushes() {
+    let dir = data_dir();
+    let server = start(dir.path());
+    let addr = server.addr;
+    assert_eq!(put(addr, "/parties/main/m/store", "[{},{}]").await, StatusCode::CREATED);
+    let mut a = connect(addr, "main", "m", "a").await;
+    let mut b = connect(addr, "main", "m", "b").await;
+    a.send("s[{},{\"v\":1},1]").await;
+    a.send("garbage").await;
+    a.send("s[{},{},1]").await;
+    a.barrier(&mut b).await;
+    let metrics = request(addr, "GET", "/metrics", "").await;
+    assert_eq!(metrics.status, StatusCode::OK);
+    let text = metrics.body;
+    for line in [
+        "partyd_connections 2",
+        "partyd_live_rooms 1",
+        "partyd_stored_rooms 1",
+        "partyd_messages_in_total{party=\"main\"} 4",
+        "partyd_messages_out_total{party=\"main\"} 2",
+        "partyd_changes_total{outcome=\"accepted\",party=\"main\",reason=\"\"} 2",
+        "partyd_changes_total{outcome=\"ignored\",party=\"main\",reason=\"invalid\"} 1",
+        "partyd_changes_total{outcome=\"ignored\",party=\"main\",reason=\"empty\"} 1",
+        "partyd_http_requests_total{status=\"201\"} 1",
+    ] {
+        assert!(text.lines().any(|l| l == line), "missing {line:?} in:\n{text}");
+    }
+    assert!(text.contains("partyd_flush_seconds_count"), "{text}");
+    assert!(text.contains("partyd_room_load_seconds_count 1"), "{text}");
+    server.server.shutdown().await.unwrap();
+    assert_eq!(a.closed().await, Ended::Closed(Some(1001)));
+}

@@ -10,7 +10,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use common::*;
 use partyd::config::Config;
-use partyd::storage::{DurableTicket, EntryWrite, FlushStats, RoomEntries, RoomPath, SledStorage, Storage, StorageError, StoredRoom};
+use partyd::storage::{DurableTicket, EntryWrite, FlushObserver, FlushStats, RoomEntries, RoomPath, SledStorage, Storage, StorageError, StoredRoom};
 
 /// Real storage whose writes fail while `failing` is set.
 struct Flaky {
@@ -45,6 +45,9 @@ impl Storage for Flaky {
     }
     fn flush_stats(&self) -> FlushStats {
         self.inner.flush_stats()
+    }
+    fn observe_flushes(&self, observer: FlushObserver) {
+        self.inner.observe_flushes(observer)
     }
 }
 

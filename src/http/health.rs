@@ -9,6 +9,19 @@ use crate::storage::RoomPath;
 /// Where the readiness probe writes (a party name no configuration can declare: it has a '/').
 const PROBE_ROOM: RoomPath<'static> = RoomPath { party: "/partyd", room: "readyz" };
 
+/// The Prometheus text exposition of the server's metrics.
+pub fn metrics(state: &AppState) -> HttpResponse {
+    state.metrics.live_rooms.set(state.rooms.live_count() as i64);
+    match state.storage.all_rooms() {
+        Ok(rooms) => {
+            let configured = rooms.iter().filter(|(party, _)| state.config.party(party).is_some()).count();
+            state.metrics.stored_rooms.set(configured as i64);
+        }
+        Err(error) => tracing::error!(%error, "cannot count stored rooms"),
+    }
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
+}
+
 /// The process is up.
 pub fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")

@@ -17,6 +17,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt as _;
 
 use crate::config::{Config, PartyConfig};
+use crate::metrics::Metrics;
 use crate::room::{RoomKey, Rooms};
 use crate::storage::Storage;
 use crate::ws;
@@ -30,6 +31,8 @@ pub struct AppState {
     pub rooms: Arc<Rooms>,
     /// The storage (read directly only by operator routes: listings, readiness).
     pub storage: Arc<dyn Storage>,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
 }
 
 /// Registers partyd's routes on an actix-web app.
@@ -43,6 +46,7 @@ async fn dispatch(req: HttpRequest, payload: web::Payload, state: web::Data<AppS
     async move {
         let response = route_request(&req, payload, &state).await;
         let status = response.status();
+        state.metrics.http_answered(status.as_u16());
         if status.is_server_error() {
             tracing::error!(%status, "answered");
         } else if status.is_client_error() {
@@ -65,6 +69,7 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
         match path {
             "/healthz" => return health::healthz(),
             "/readyz" => return health::readyz(state).await,
+            "/metrics" => return health::metrics(state),
             _ => {}
         }
     }
@@ -92,9 +97,16 @@ async fn websocket(req: &HttpRequest, payload: web::Payload, state: &AppState, p
     let Ok(room) = state.rooms.room(party, key) else {
         return HttpResponse::ServiceUnavailable().body("server shutting down");
     };
-    let socket = state.rooms.next_socket_id();
-    let connection_id = connection_id(req.query_string());
-    match ws::upgrade(req, payload, room, party, socket, connection_id, &state.config.limits).await {
+    let connection = ws::Connection {
+        room,
+        counters: state.metrics.party(&party.name),
+        metrics: state.metrics.clone(),
+        socket: state.rooms.next_socket_id(),
+        connection_id: connection_id(req.query_string()),
+        message_prefix: party.message_prefix.as_str().into(),
+        limits: state.config.limits.clone(),
+    };
+    match ws::upgrade(req, payload, connection).await {
         Ok(response) => response,
         Err(error) => error.error_response(),
     }

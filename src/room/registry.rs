@@ -12,6 +12,7 @@ use super::handle::{Command, RoomGone, RoomHandle, RoomStats, SocketId};
 use super::task::RoomTask;
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig};
+use crate::metrics::Metrics;
 use crate::storage::Storage;
 
 /// The map of live rooms, shared by the registry and the room tasks (which retire themselves).
@@ -50,6 +51,7 @@ pub struct PartySummary {
 /// Every live room of the server.
 pub struct Rooms {
     storage: Arc<dyn Storage>,
+    metrics: Arc<Metrics>,
     limits: Limits,
     live: Arc<LiveRooms>,
     next_socket: AtomicU64,
@@ -58,9 +60,10 @@ pub struct Rooms {
 
 impl Rooms {
     /// An empty registry over `storage`.
-    pub fn new(storage: Arc<dyn Storage>, limits: &Limits) -> Self {
+    pub fn new(storage: Arc<dyn Storage>, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Self {
             storage,
+            metrics,
             limits: limits.clone(),
             live: Arc::default(),
             next_socket: AtomicU64::new(1),
@@ -81,7 +84,7 @@ impl Rooms {
         let (commands, receiver) = mpsc::channel(self.limits.room_queue);
         let stats = Arc::new(RoomStats::default());
         let handle = RoomHandle::new(key.clone(), commands, stats.clone());
-        let task = RoomTask::new(key.clone(), self.storage.clone(), party, stats);
+        let task = RoomTask::new(key.clone(), self.storage.clone(), party, stats, self.metrics.clone());
         tokio::spawn(task.run(receiver, self.live.clone(), self.limits.idle_unload));
         live.insert(key, handle.clone());
         Ok(handle)

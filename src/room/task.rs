@@ -20,6 +20,7 @@ use super::persisted::{entry_writes, load_store, room_path};
 use super::registry::LiveRooms;
 use super::RoomKey;
 use crate::config::PartyConfig;
+use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, PersisterStore, PutOutcome};
 use crate::storage::{EntryWrite, Storage, StorageError};
 use crate::ws::outbox::{Outbox, SendError};
@@ -63,6 +64,8 @@ pub(crate) struct RoomTask {
     message_prefix: Arc<str>,
     storage_prefix: Arc<str>,
     stats: Arc<RoomStats>,
+    metrics: Arc<Metrics>,
+    counters: PartyCounters,
     /// `None` while the room could not be read from storage (retried on the next round).
     store: Option<PersisterStore>,
     members: HashMap<SocketId, Member>,
@@ -71,8 +74,10 @@ pub(crate) struct RoomTask {
 }
 
 impl RoomTask {
-    pub(crate) fn new(key: RoomKey, storage: Arc<dyn Storage>, party: &PartyConfig, stats: Arc<RoomStats>) -> Self {
+    pub(crate) fn new(key: RoomKey, storage: Arc<dyn Storage>, party: &PartyConfig, stats: Arc<RoomStats>, metrics: Arc<Metrics>) -> Self {
         Self {
+            counters: metrics.party(&party.name),
+            metrics,
             key,
             storage,
             message_prefix: party.message_prefix.as_str().into(),
@@ -134,6 +139,7 @@ impl RoomTask {
         let started = std::time::Instant::now();
         match load_store(self.storage.as_ref(), &self.key) {
             Ok(store) => {
+                self.metrics.room_load_seconds.observe(started.elapsed().as_secs_f64());
                 tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "room loaded");
                 self.store = Some(store);
                 self.cached_body = None;
@@ -205,7 +211,16 @@ impl RoomTask {
 
     /// Applies changes and queues their broadcast; the accepted payload, if anything was accepted.
     fn apply_changes(&mut self, changes: Changes, sender: Option<Arc<str>>, round: &mut Round) -> Option<String> {
-        let applied = self.store.as_mut()?.apply_changes(changes)?;
+        let store = self.store.as_mut()?;
+        if !store.has_store() {
+            self.counters.ignored_no_store.inc();
+            return None;
+        }
+        let Some(applied) = store.apply_changes(changes) else {
+            self.counters.ignored_empty.inc();
+            return None;
+        };
+        self.counters.accepted.inc();
         self.cached_body = None;
         round.writes.extend(entry_writes(applied.ops));
         let frame = format!("{}s{}", self.message_prefix, applied.payload);
@@ -314,12 +329,17 @@ impl RoomTask {
     /// Sends a frame to every socket whose connection id is not `exclude`; a socket that cannot
     /// take it (too many unsent bytes) is cut off as a slow consumer.
     fn broadcast(&mut self, exclude: Option<&str>, frame: ByteString) {
+        let counters = &self.counters;
         self.members.retain(|socket, member| {
             if exclude == Some(&*member.connection_id) {
                 return true;
             }
             match member.outbox.send(frame.clone()) {
-                Ok(()) => true,
+                Ok(()) => {
+                    counters.messages_out.inc();
+                    counters.bytes_out.inc_by(frame.len() as u64);
+                    true
+                }
                 Err(SendError::Full) => {
                     tracing::warn!(socket, "closing a slow consumer");
                     member.outbox.close(close::TRY_AGAIN_LATER, "slow consumer");

@@ -3,7 +3,8 @@
 //! waiter queued while a flush runs waits for the next one (its write may have come too late).
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{mpsc, Arc};
+use std::sync::{mpsc, Arc, PoisonError, RwLock};
+use std::time::Duration;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
@@ -12,6 +13,9 @@ use tokio::sync::oneshot;
 use super::{DurableTicket, StorageError};
 
 type Waiter = oneshot::Sender<Result<(), StorageError>>;
+
+/// Told the duration and the number of waiters of every flush (for metrics).
+pub type FlushObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
 
 /// Counters of the flusher, for metrics and benchmark reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -29,6 +33,7 @@ struct Counters {
     flushes: AtomicU64,
     tickets: AtomicU64,
     last_flush_micros: AtomicU64,
+    observer: RwLock<Option<FlushObserver>>,
 }
 
 /// The handle to the flushing thread; dropping it answers pending waiters and stops the thread.
@@ -63,6 +68,11 @@ impl Flusher {
         DurableTicket::new(answer)
     }
 
+    /// Calls `observer` after every flush from now on.
+    pub fn observe(&self, observer: FlushObserver) {
+        *self.counters.observer.write().unwrap_or_else(PoisonError::into_inner) = Some(observer);
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> FlushStats {
         FlushStats {
@@ -88,7 +98,11 @@ fn run(receiver: &mpsc::Receiver<Waiter>, flush: &dyn Fn() -> Result<(), Storage
         batch.extend(receiver.try_iter());
         let started = Instant::now();
         let result = flush();
-        counters.last_flush_micros.store(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let elapsed = started.elapsed();
+        counters.last_flush_micros.store(elapsed.as_micros() as u64, Ordering::Relaxed);
+        if let Some(observer) = counters.observer.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
+            observer(elapsed, batch.len());
+        }
         counters.flushes.fetch_add(1, Ordering::Relaxed);
         counters.tickets.fetch_add(batch.len() as u64, Ordering::Relaxed);
         if let Err(error) = &result {

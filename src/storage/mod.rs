@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-pub use flusher::FlushStats;
+pub use flusher::{FlushObserver, FlushStats};
 pub use sled_store::SledStorage;
 
 /// Which room: a party and a room name.
@@ -119,4 +119,6 @@ pub trait Storage: Send + Sync + 'static {
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError>;
     /// Counters of the group-commit flusher.
     fn flush_stats(&self) -> FlushStats;
+    /// Calls `observer` with the duration and the number of waiters of every flush from now on.
+    fn observe_flushes(&self, observer: FlushObserver);
 }

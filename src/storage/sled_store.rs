@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::flusher::{FlushStats, Flusher};
+use super::flusher::{FlushObserver, FlushStats, Flusher};
 use super::layout::{decode_index_key, index_key, index_party_prefix, index_prefix, room_prefix};
 use super::{DurableTicket, EntryWrite, RoomEntries, RoomMeta, RoomPath, Storage, StorageError, StoredRoom};
 
@@ -146,6 +146,10 @@ impl Storage for SledStorage {
 
     fn flush_stats(&self) -> FlushStats {
         self.flusher.stats()
+    }
+
+    fn observe_flushes(&self, observer: FlushObserver) {
+        self.flusher.observe(observer);
     }
 }
 

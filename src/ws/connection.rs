@@ -11,33 +11,36 @@ use tracing::Instrument;
 
 use super::close;
 use super::outbox::{outbox, Next, OutboxReceiver};
-use crate::config::{Limits, PartyConfig};
+use crate::config::Limits;
+use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::parse_frame;
 use crate::room::{RoomHandle, SocketId};
 
 /// Everything a connection needs besides its socket.
-struct Connection {
-    room: RoomHandle,
-    socket: SocketId,
-    connection_id: Arc<str>,
-    message_prefix: Arc<str>,
-    limits: Limits,
+pub struct Connection {
+    /// The room the socket joins.
+    pub room: RoomHandle,
+    /// The party's counters.
+    pub counters: PartyCounters,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// The socket's server-wide id.
+    pub socket: SocketId,
+    /// The client's connection id (`_pk`).
+    pub connection_id: Arc<str>,
+    /// The party's message prefix.
+    pub message_prefix: Arc<str>,
+    /// Limits and timings.
+    pub limits: Limits,
 }
 
 /// Answers a websocket upgrade for `room`: the socket is a member of the room before the 101
 /// is returned, so it receives every broadcast made after the client sees it open.
-pub async fn upgrade(
-    req: &HttpRequest,
-    payload: web::Payload,
-    room: RoomHandle,
-    party: &PartyConfig,
-    socket: SocketId,
-    connection_id: Arc<str>,
-    limits: &Limits,
-) -> actix_web::Result<HttpResponse> {
+pub async fn upgrade(req: &HttpRequest, payload: web::Payload, connection: Connection) -> actix_web::Result<HttpResponse> {
     let (response, session, stream) = actix_ws::handle(req, payload)?;
+    let limits = &connection.limits;
     let (outbox, receiver) = outbox(limits.outbound_buffer_bytes);
-    match room.join(socket, connection_id.clone(), outbox).await {
+    match connection.room.join(connection.socket, connection.connection_id.clone(), outbox).await {
         Ok(true) => {}
         Ok(false) => return Ok(HttpResponse::InternalServerError().body("room storage unavailable")),
         Err(_) => return Ok(HttpResponse::ServiceUnavailable().body("server shutting down")),
@@ -46,14 +49,8 @@ pub async fn upgrade(
         .max_frame_size(limits.max_message_bytes)
         .aggregate_continuations()
         .max_continuation_size(limits.max_message_bytes);
-    let span = tracing::info_span!("conn", party = %room.key().party(), room = %room.key().room(), socket, id = %connection_id);
-    let connection = Connection {
-        room,
-        socket,
-        connection_id,
-        message_prefix: party.message_prefix.as_str().into(),
-        limits: limits.clone(),
-    };
+    let key = connection.room.key();
+    let span = tracing::info_span!("conn", party = %key.party(), room = %key.room(), socket = connection.socket, id = %connection.connection_id);
     actix_web::rt::spawn(connection.run(session, stream, receiver).instrument(span));
     Ok(response)
 }
@@ -68,6 +65,7 @@ enum Ending {
 impl Connection {
     async fn run(self, mut session: Session, mut stream: AggregatedMessageStream, mut outbox: OutboxReceiver) {
         tracing::debug!("connected");
+        self.metrics.connections.inc();
         let mut heartbeat = tokio::time::interval(self.limits.ping_interval);
         heartbeat.tick().await;
         let mut last_heard = Instant::now();
@@ -112,9 +110,11 @@ impl Connection {
             }
         };
         self.room.leave(self.socket).await;
+        self.metrics.connections.dec();
         let reason = match ending {
             Ending::Close(code, reason) => {
                 tracing::info!(code, reason, "closing connection");
+                self.metrics.close_sent(code);
                 Some(CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) })
             }
             Ending::PeerGone(reason) => {
@@ -125,16 +125,26 @@ impl Connection {
         let _ = session.close(reason).await;
     }
 
+    /// Counts an inbound text frame and parses it.
+    fn count_in(&self, text: &str) -> Result<crate::protocol::persister::Changes, crate::protocol::persister::IgnoredFrame> {
+        self.counters.messages_in.inc();
+        self.counters.bytes_in.inc_by(text.len() as u64);
+        parse_frame(text, &self.message_prefix)
+    }
+
     /// Handles one inbound message; `Some` ends the connection.
     async fn on_message(&self, message: AggregatedMessage, session: &mut Session) -> Option<Ending> {
         match message {
-            AggregatedMessage::Text(text) => match parse_frame(&text, &self.message_prefix) {
+            AggregatedMessage::Text(text) => match self.count_in(&text) {
                 Ok(changes) => {
                     if self.room.send_changes(self.connection_id.clone(), changes).await.is_err() {
                         return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));
                     }
                 }
-                Err(ignored) => tracing::debug!(reason = %ignored, "ignoring a frame"),
+                Err(ignored) => {
+                    self.counters.ignored_invalid.inc();
+                    tracing::debug!(reason = %ignored, "ignoring a frame");
+                }
             },
             AggregatedMessage::Binary(_) => tracing::debug!("ignoring a binary frame"),
             AggregatedMessage::Ping(bytes) => {

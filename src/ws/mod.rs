@@ -4,7 +4,7 @@
 mod connection;
 pub mod outbox;
 
-pub use connection::upgrade;
+pub use connection::{upgrade, Connection};
 
 /// The websocket close codes partyd sends.
 pub mod close {
