@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod auth;
+pub use auth::{AuthConfig, JwtConfig, WebhookConfig, DEFAULT_WEBHOOK_TIMEOUT_MS};
+
 /// Where partyd listens unless told otherwise: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1999";
 /// Where partyd keeps its data unless told otherwise.
@@ -153,6 +156,10 @@ pub struct PartyConfig {
     pub storage_prefix: String,
     /// Headers on every answer of the party's rooms.
     pub response_headers: Vec<(String, String)>,
+    /// How requests are authenticated.
+    pub auth: AuthConfig,
+    /// Origins a websocket upgrade may come from; `None` means any.
+    pub allowed_origins: Option<Vec<String>>,
 }
 
 /// The protocols a party can speak.
@@ -226,6 +233,7 @@ struct ServerSection {
     idle_timeout_seconds: Option<u64>,
     room_queue: Option<usize>,
     idle_unload_seconds: Option<u64>,
+    allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +244,8 @@ struct PartySection {
     message_prefix: Option<String>,
     storage_prefix: Option<String>,
     response_headers: Option<BTreeMap<String, String>>,
+    auth: Option<auth::AuthSection>,
+    allowed_origins: Option<Vec<String>>,
 }
 
 impl Config {
@@ -286,7 +296,7 @@ impl Config {
         };
         let mut parties = BTreeMap::new();
         for (name, section) in file.parties {
-            let party = party_config(name.clone(), section, source)?;
+            let party = party_config(name.clone(), section, server.allowed_origins.as_ref(), source)?;
             parties.insert(name, party);
         }
         Ok(Self {
@@ -323,7 +333,7 @@ fn parse_listen(text: &str, source: &Path, key: &str) -> Result<SocketAddr, Conf
     })
 }
 
-fn party_config(name: String, section: PartySection, source: &Path) -> Result<PartyConfig, ConfigError> {
+fn party_config(name: String, section: PartySection, server_origins: Option<&Vec<String>>, source: &Path) -> Result<PartyConfig, ConfigError> {
     let key = |field: &str| if field.is_empty() { format!("parties.{name}") } else { format!("parties.{name}.{field}") };
     let invalid = |field: &str, message: String| ConfigError::Invalid { path: source.to_path_buf(), key: key(field), message };
     if name.is_empty() || name.len() > MAX_PARTY_NAME_BYTES || name.contains('/') || name.chars().any(char::is_control) {
@@ -350,7 +360,11 @@ fn party_config(name: String, section: PartySection, source: &Path) -> Result<Pa
             headers.into_iter().collect()
         }
     };
+    let auth = section.auth.unwrap_or_default().resolve(source, &key("auth"))?;
+    let allowed_origins = section.allowed_origins.or_else(|| server_origins.cloned());
     Ok(PartyConfig {
+        auth,
+        allowed_origins,
         name,
         kind: section.kind,
         store_path,

@@ -12,6 +12,7 @@
 //! [`start`] serves a configuration on its listen address; [`RunningServer::shutdown`] stops it
 //! gracefully. `main.rs` only wires these to the command line and signals.
 
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -57,7 +57,10 @@ async fn serve(config: Config) -> Result<(), StartError> {
         tracing::warn!("no parties are configured: every room request will answer 404");
     }
     for party in config.parties.values() {
-        tracing::info!(party = %party.name, kind = %party.kind, store_path = %party.store_path, "serving party");
+        tracing::info!(party = %party.name, kind = %party.kind, store_path = %party.store_path, auth = ?party.auth, "serving party");
+        if party.auth != partyd::config::AuthConfig::None && party.allowed_origins.is_none() {
+            tracing::warn!(party = %party.name, "auth is on but allowed_origins is not set: websockets from any origin may connect");
+        }
     }
     if config.admin_token.is_some() {
         tracing::info!("admin API enabled under /_partyd/");

@@ -48,6 +48,8 @@ pub struct PartyCounters {
     pub ignored_empty: IntCounter,
     /// Frames ignored because they are not valid changes.
     pub ignored_invalid: IntCounter,
+    /// Changes dropped because the connection may only read.
+    pub refused_read_only: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -104,6 +106,7 @@ impl Metrics {
             ignored_no_store: outcome("ignored", "no_store"),
             ignored_empty: outcome("ignored", "empty"),
             ignored_invalid: outcome("ignored", "invalid"),
+            refused_read_only: outcome("refused", "read_only"),
         }
     }
 

@@ -120,3 +120,41 @@ fn bad_input_names_the_file_and_the_key() {
         assert!(message.contains(key), "{text:?} should name {key:?}: {message}");
     }
 }
+
+#[test]
+fn auth_sections_are_checked_at_startup() {
+    std::env::set_var("PARTYD_CONFIG_TEST_SECRET", "s3cret");
+    let party = |auth: &str| format!("[parties.main]\nkind = \"tinybase-persister\"\n[parties.main.auth]\n{auth}\n");
+    let jwt = parse(&party("mode = \"jwt\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"\naudience = \"app\"")).unwrap();
+    assert!(matches!(jwt.party("main").unwrap().auth, AuthConfig::Jwt(_)));
+    let hook = parse(&party("mode = \"webhook\"\nurl = \"http://127.0.0.1:3000/authorize\"")).unwrap();
+    let AuthConfig::Webhook(webhook) = &hook.party("main").unwrap().auth else { panic!() };
+    assert_eq!(webhook.timeout, Duration::from_millis(DEFAULT_WEBHOOK_TIMEOUT_MS));
+    assert_eq!(parse(&party("mode = \"none\"")).unwrap().party("main").unwrap().auth, AuthConfig::None);
+    let cases = [
+        ("mode = \"magic\"", "parties.main.auth.mode"),
+        ("mode = \"jwt\"", "parties.main.auth.secret_env"),
+        ("mode = \"jwt\"\nsecret_env = \"PARTYD_CONFIG_TEST_UNSET\"", "PARTYD_CONFIG_TEST_UNSET"),
+        ("mode = \"jwt\"\nalgorithm = \"none\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"", "parties.main.auth.algorithm"),
+        ("mode = \"jwt\"\nalgorithm = \"RS256\"", "parties.main.auth.public_key_file"),
+        ("mode = \"jwt\"\nalgorithm = \"RS256\"\npublic_key_file = \"/nonexistent.pem\"", "/nonexistent.pem"),
+        ("mode = \"jwt\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"\nurl = \"http://x\"", "parties.main.auth.url"),
+        ("mode = \"webhook\"", "parties.main.auth.url"),
+        ("mode = \"webhook\"\nurl = \"https://auth.example\"", "parties.main.auth.url"),
+        ("mode = \"webhook\"\nurl = \"http://x\"\ntimeout_ms = 0", "parties.main.auth.timeout_ms"),
+        ("mode = \"none\"\nurl = \"http://x\"", "parties.main.auth.mode"),
+        ("mode = \"jwt\"\nsecretenv = \"X\"", "secretenv"),
+    ];
+    for (auth, key) in cases {
+        let message = error(&party(auth));
+        assert!(message.starts_with("party.toml: ") && message.contains(key), "{auth:?} should name {key:?}: {message}");
+    }
+}
+
+#[test]
+fn allowed_origins_apply_per_party_or_from_the_server() {
+    let config = parse("[server]\nallowed_origins = [\"https://a\"]\n[parties.one]\nkind = \"tinybase-persister\"\n[parties.two]\nkind = \"tinybase-persister\"\nallowed_origins = [\"https://b\"]\n").unwrap();
+    assert_eq!(config.party("one").unwrap().allowed_origins, Some(vec!["https://a".to_owned()]));
+    assert_eq!(config.party("two").unwrap().allowed_origins, Some(vec!["https://b".to_owned()]));
+    assert_eq!(parse("[parties.one]\nkind = \"tinybase-persister\"").unwrap().party("one").unwrap().allowed_origins, None);
+}

@@ -16,6 +16,7 @@ use actix_web::http::Method;
 use bytes::BytesMut;
 use futures_util::StreamExt as _;
 
+use crate::auth::{self, Access};
 use crate::config::{Config, PartyConfig};
 use crate::metrics::Metrics;
 use crate::room::{RoomKey, Rooms};
@@ -83,17 +84,62 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
         Ok(key) => key,
         Err(error) => return with_party_headers(HttpResponse::BadRequest().body(format!("invalid room name: {error}")), party),
     };
-    if is_websocket_upgrade(req.headers()) {
-        return websocket(req, payload, state, party, key).await;
+    let upgrade = is_websocket_upgrade(req.headers());
+    let connection_id = upgrade.then(|| connection_id(req.query_string()));
+    // A CORS preflight carries no credentials; it learns nothing but the party's headers.
+    let access = if req.method() == Method::OPTIONS && !upgrade {
+        Access::Read
+    } else {
+        match authenticate(req, party, &key, connection_id.as_deref()).await {
+            Ok(access) => access,
+            Err(refusal) => return with_party_headers(refusal, party),
+        }
+    };
+    if let Some(connection_id) = connection_id {
+        return websocket(req, payload, state, party, key, connection_id, access).await;
     }
     if !path.ends_with(party.store_path.as_str()) {
         return with_party_headers(HttpResponse::NotFound().finish(), party);
     }
-    let response = store::handle(req, payload, state, party, key).await;
+    let response = store::handle(req, payload, state, party, key, access).await;
     with_party_headers(response, party)
 }
 
-async fn websocket(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+/// Runs the party's authentication (and, for upgrades, its origin check).
+async fn authenticate(req: &HttpRequest, party: &PartyConfig, key: &RoomKey, connection_id: Option<&str>) -> Result<Access, HttpResponse> {
+    let headers = req.headers();
+    let origin = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok());
+    if connection_id.is_some() && !auth::origin_allowed(party.allowed_origins.as_deref(), origin) {
+        tracing::info!(origin, "refusing a websocket from an origin that is not allowed");
+        return Err(HttpResponse::Forbidden().body("origin not allowed"));
+    }
+    let query_token = form_urlencoded::parse(req.query_string().as_bytes()).find(|(name, _)| name == "token").map(|(_, token)| token.into_owned());
+    let header_token = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
+    let facts = auth::RequestFacts {
+        party: key.party(),
+        room: key.room(),
+        token: query_token.as_deref().or(header_token),
+        connection_id,
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        origin,
+    };
+    auth::authorize(&party.auth, &facts).await.map_err(|refusal| {
+        tracing::info!(status = refusal.status, reason = %refusal.reason, "refusing a request");
+        let status = actix_web::http::StatusCode::from_u16(refusal.status).unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+        HttpResponse::build(status).body(refusal.reason)
+    })
+}
+
+async fn websocket(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    party: &PartyConfig,
+    key: RoomKey,
+    connection_id: Arc<str>,
+    access: Access,
+) -> HttpResponse {
     let Ok(room) = state.rooms.room(party, key) else {
         return HttpResponse::ServiceUnavailable().body("server shutting down");
     };
@@ -102,7 +148,8 @@ async fn websocket(req: &HttpRequest, payload: web::Payload, state: &AppState, p
         counters: state.metrics.party(&party.name),
         metrics: state.metrics.clone(),
         socket: state.rooms.next_socket_id(),
-        connection_id: connection_id(req.query_string()),
+        connection_id,
+        access,
         message_prefix: party.message_prefix.as_str().into(),
         limits: state.config.limits.clone(),
     };

@@ -5,6 +5,7 @@ use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{read_body, AppState, BodyError};
+use crate::auth::Access;
 use crate::config::PartyConfig;
 use crate::protocol::persister::parse_content;
 use crate::room::{GetResult, PutResult, RoomKey};
@@ -13,11 +14,15 @@ use crate::room::{GetResult, PutResult, RoomKey};
 const GET_CONTENT_TYPE: &str = "text/plain;charset=UTF-8";
 
 /// Answers a request whose path ends with the party's store path (party headers added by the caller).
-pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey, access: Access) -> HttpResponse {
     if req.method() == Method::OPTIONS {
         return HttpResponse::NoContent().finish();
     }
     if req.method() == Method::PUT {
+        if access == Access::Read {
+            tracing::info!("refusing a PUT from a read-only client");
+            return HttpResponse::Forbidden().body("read-only access");
+        }
         return put(req, payload, state, party, key).await;
     }
     get(state, party, key).await

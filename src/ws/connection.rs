@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::close;
 use super::outbox::{outbox, Next, OutboxReceiver};
+use crate::auth::Access;
 use crate::config::Limits;
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::parse_frame;
@@ -28,6 +29,8 @@ pub struct Connection {
     pub socket: SocketId,
     /// The client's connection id (`_pk`).
     pub connection_id: Arc<str>,
+    /// Read-only connections receive broadcasts; their changes are dropped.
+    pub access: Access,
     /// The party's message prefix.
     pub message_prefix: Arc<str>,
     /// Limits and timings.
@@ -136,6 +139,10 @@ impl Connection {
     async fn on_message(&self, message: AggregatedMessage, session: &mut Session) -> Option<Ending> {
         match message {
             AggregatedMessage::Text(text) => match self.count_in(&text) {
+                Ok(_) if self.access == Access::Read => {
+                    self.counters.refused_read_only.inc();
+                    tracing::info!("dropping changes from a read-only connection");
+                }
                 Ok(changes) => {
                     if self.room.send_changes(self.connection_id.clone(), changes).await.is_err() {
                         return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));

@@ -5,11 +5,14 @@ use std::io::{BufRead as _, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
 
 /// A running partyd process.
 pub struct Partyd {
     pub child: Child,
     pub addr: SocketAddr,
+    /// Every line it has logged so far.
+    pub log: Arc<Mutex<Vec<String>>>,
 }
 
 /// The parties of the conformance suite, as a file.
@@ -19,26 +22,34 @@ impl Partyd {
     /// Spawns the binary cargo built for the tests, with its data under `dir/data`, and waits
     /// for the log line that names its address.
     pub fn spawn(dir: &Path) -> Self {
+        Self::spawn_with(dir, PARTY_TOML, &[("RUST_LOG", "info")])
+    }
+
+    /// Spawns with this configuration file and these environment variables.
+    pub fn spawn_with(dir: &Path, party_toml: &str, env: &[(&str, &str)]) -> Self {
         let config = dir.join("party.toml");
-        std::fs::write(&config, PARTY_TOML).unwrap();
+        std::fs::write(&config, party_toml).unwrap();
         let mut child = Command::new(env!("CARGO_BIN_EXE_partyd"))
             .args(["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
-            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stderr(Stdio::piped())
             .stdout(Stdio::null())
             .spawn()
             .expect("spawn partyd");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let log = Arc::new(Mutex::new(Vec::new()));
         let addr = loop {
             let line = lines.next().expect("partyd exited before listening").expect("read stderr");
+            log.lock().unwrap().push(line.clone());
             if let Some((_, addr)) = line.split_once("listening on ") {
-                break addr.trim().parse().expect("address");
+                break addr.trim().trim_end_matches('"').parse().expect("address");
             }
         };
-        // Keep draining the log so the child never blocks on a full pipe.
-        std::thread::spawn(move || lines.for_each(drop));
-        Self { child, addr }
+        // Keep reading the log so the child never blocks on a full pipe.
+        let kept = log.clone();
+        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| kept.lock().unwrap().push(line)));
+        Self { child, addr, log }
     }
 
     /// SIGTERM, then waits for the exit.
