@@ -58,17 +58,18 @@ await inParallel(ROOMS, async (i) => {
 rows.push([`${ROOMS} rooms stored, all live (no unloading)`, rssKiB(server.child.pid), await liveRooms(server.base)]);
 await stop(server);
 
-// 2. The same data, idle rooms unloaded after 1 s.
+// 2. The same data on a fresh server that unloads idle rooms after 1 s.
 server = await start(1);
+rows.push([`${ROOMS} rooms stored, fresh server, 0 live`, rssKiB(server.child.pid), await liveRooms(server.base)]);
+await inParallel(LIVE, async (i) => void (await fetch(`${server.base}/parties/main/room-${i}/store`)).text());
+rows.push([`${ROOMS} rooms stored, ${LIVE} live`, rssKiB(server.child.pid), await liveRooms(server.base)]);
+// 3. Every room read once (they come and go), then all unloaded again.
 await inParallel(ROOMS, async (i) => {
   const response = await fetch(`${server.base}/parties/main/room-${i}/store`);
   if (response.status !== 200) throw new Error(`GET room-${i}: ${response.status}`);
 });
-rows.push([`${ROOMS} rooms read once, all live`, rssKiB(server.child.pid), await liveRooms(server.base)]);
 while ((await liveRooms(server.base)) > 0) await sleep(200);
-rows.push([`${ROOMS} rooms stored, 0 live after idle unloading`, rssKiB(server.child.pid), 0]);
-await inParallel(LIVE, async (i) => void (await fetch(`${server.base}/parties/main/room-${i}/store`)).text());
-rows.push([`${ROOMS} rooms stored, ${LIVE} live`, rssKiB(server.child.pid), await liveRooms(server.base)]);
+rows.push([`${ROOMS} rooms stored, each read once, 0 live again`, rssKiB(server.child.pid), 0]);
 await stop(server);
 rmSync(dir, {recursive: true, force: true});
 

@@ -29,6 +29,16 @@ pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 60;
 pub const DEFAULT_ROOM_QUEUE: usize = 1024;
 /// A room with no connections and no work leaves memory after this long (reloaded on next use).
 pub const DEFAULT_IDLE_UNLOAD_SECONDS: u64 = 60;
+/// The largest stored size of one room (256 MiB): a change over it is refused, a PUT gets 413.
+pub const DEFAULT_MAX_ROOM_BYTES: usize = 256 * 1024 * 1024;
+/// Sockets one room may hold: one more is answered 503.
+pub const DEFAULT_MAX_CONNECTIONS_PER_ROOM: usize = 10_000;
+/// Sockets one client IP may hold in one party: one more is answered 429.
+pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1000;
+/// Messages per second one connection may send (bursts of twice that): over it, close 1008.
+pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 1000;
+/// Rooms in memory at once (server-wide, or per party when a party sets it): a new room is answered 503.
+pub const DEFAULT_MAX_LIVE_ROOMS: usize = 100_000;
 /// The store path of a party that does not set one (TinyBase's default).
 pub const DEFAULT_STORE_PATH: &str = "/store";
 /// The longest party name accepted, in bytes.
@@ -126,6 +136,16 @@ pub struct Limits {
     pub room_queue: usize,
     /// How long a room without connections or work stays in memory.
     pub idle_unload: Duration,
+    /// Largest stored size of one room.
+    pub max_room_bytes: usize,
+    /// Sockets one room may hold.
+    pub max_connections_per_room: usize,
+    /// Sockets one client IP may hold in one party.
+    pub max_connections_per_ip: usize,
+    /// Messages per second per connection (bursts of twice that).
+    pub messages_per_second: u32,
+    /// Rooms in memory at once.
+    pub max_live_rooms: usize,
 }
 
 impl Default for Limits {
@@ -137,6 +157,11 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECONDS),
             room_queue: DEFAULT_ROOM_QUEUE,
             idle_unload: Duration::from_secs(DEFAULT_IDLE_UNLOAD_SECONDS),
+            max_room_bytes: DEFAULT_MAX_ROOM_BYTES,
+            max_connections_per_room: DEFAULT_MAX_CONNECTIONS_PER_ROOM,
+            max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
+            messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
+            max_live_rooms: DEFAULT_MAX_LIVE_ROOMS,
         }
     }
 }
@@ -160,6 +185,8 @@ pub struct PartyConfig {
     pub auth: AuthConfig,
     /// Origins a websocket upgrade may come from; `None` means any.
     pub allowed_origins: Option<Vec<String>>,
+    /// The server's limits with the party's overrides.
+    pub limits: Limits,
 }
 
 /// The protocols a party can speak.
@@ -227,13 +254,66 @@ struct FileConfig {
 struct ServerSection {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
-    max_message_bytes: Option<usize>,
     outbound_buffer_bytes: Option<usize>,
     ping_interval_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
     room_queue: Option<usize>,
     idle_unload_seconds: Option<u64>,
     allowed_origins: Option<Vec<String>>,
+    max_message_bytes: Option<usize>,
+    max_room_bytes: Option<usize>,
+    max_connections_per_room: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    messages_per_second: Option<u32>,
+    max_live_rooms: Option<usize>,
+}
+
+/// The limits a party may override (read from the server section or a party section).
+#[derive(Default, Clone, Copy)]
+struct OverridableLimits {
+    max_message_bytes: Option<usize>,
+    max_room_bytes: Option<usize>,
+    max_connections_per_room: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    messages_per_second: Option<u32>,
+    max_live_rooms: Option<usize>,
+}
+
+/// Takes the overridable limits out of a server or party section (named fields, so that
+/// messages about them name the key).
+macro_rules! overridable_limits {
+    ($section:expr) => {
+        OverridableLimits {
+            max_message_bytes: $section.max_message_bytes,
+            max_room_bytes: $section.max_room_bytes,
+            max_connections_per_room: $section.max_connections_per_room,
+            max_connections_per_ip: $section.max_connections_per_ip,
+            messages_per_second: $section.messages_per_second,
+            max_live_rooms: $section.max_live_rooms,
+        }
+    };
+}
+
+impl OverridableLimits {
+    /// `base` with these overrides; `section` names them in messages.
+    fn apply(self, base: &Limits, source: &Path, section: &str) -> Result<Limits, ConfigError> {
+        let positive = |value: Option<usize>, default: usize, key: &str| match value {
+            Some(0) => Err(ConfigError::Invalid { path: source.to_path_buf(), key: format!("{section}.{key}"), message: "must be greater than 0".into() }),
+            Some(value) => Ok(value),
+            None => Ok(default),
+        };
+        Ok(Limits {
+            max_message_bytes: positive(self.max_message_bytes, base.max_message_bytes, "max_message_bytes")?,
+            max_room_bytes: positive(self.max_room_bytes, base.max_room_bytes, "max_room_bytes")?,
+            max_connections_per_room: positive(self.max_connections_per_room, base.max_connections_per_room, "max_connections_per_room")?,
+            max_connections_per_ip: positive(self.max_connections_per_ip, base.max_connections_per_ip, "max_connections_per_ip")?,
+            messages_per_second: positive(self.messages_per_second.map(|n| n as usize), base.messages_per_second as usize, "messages_per_second")?
+                .try_into()
+                .unwrap_or(u32::MAX),
+            max_live_rooms: positive(self.max_live_rooms, base.max_live_rooms, "max_live_rooms")?,
+            ..base.clone()
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -246,6 +326,12 @@ struct PartySection {
     response_headers: Option<BTreeMap<String, String>>,
     auth: Option<auth::AuthSection>,
     allowed_origins: Option<Vec<String>>,
+    max_message_bytes: Option<usize>,
+    max_room_bytes: Option<usize>,
+    max_connections_per_room: Option<usize>,
+    max_connections_per_ip: Option<usize>,
+    messages_per_second: Option<u32>,
+    max_live_rooms: Option<usize>,
 }
 
 impl Config {
@@ -287,16 +373,17 @@ impl Config {
             None => Ok(default),
         };
         let limits = Limits {
-            max_message_bytes: positive(server.max_message_bytes, defaults.max_message_bytes, "server.max_message_bytes")?,
             outbound_buffer_bytes: positive(server.outbound_buffer_bytes, defaults.outbound_buffer_bytes, "server.outbound_buffer_bytes")?,
             ping_interval: seconds(server.ping_interval_seconds, defaults.ping_interval, "server.ping_interval_seconds")?,
             idle_timeout: seconds(server.idle_timeout_seconds, defaults.idle_timeout, "server.idle_timeout_seconds")?,
             room_queue: positive(server.room_queue, defaults.room_queue, "server.room_queue")?,
             idle_unload: seconds(server.idle_unload_seconds, defaults.idle_unload, "server.idle_unload_seconds")?,
+            ..defaults.clone()
         };
+        let limits = overridable_limits!(server).apply(&limits, source, "server")?;
         let mut parties = BTreeMap::new();
         for (name, section) in file.parties {
-            let party = party_config(name.clone(), section, server.allowed_origins.as_ref(), source)?;
+            let party = party_config(name.clone(), section, server.allowed_origins.as_ref(), &limits, source)?;
             parties.insert(name, party);
         }
         Ok(Self {
@@ -307,6 +394,13 @@ impl Config {
             parties,
             admin_token: None,
         })
+    }
+
+    /// Changes the server's limits and every party's alike (for tests and tools).
+    pub fn with_limits(mut self, change: impl Fn(&mut Limits)) -> Self {
+        change(&mut self.limits);
+        self.parties.values_mut().for_each(|party| change(&mut party.limits));
+        self
     }
 
     /// The party named `name`, if configured.
@@ -333,7 +427,13 @@ fn parse_listen(text: &str, source: &Path, key: &str) -> Result<SocketAddr, Conf
     })
 }
 
-fn party_config(name: String, section: PartySection, server_origins: Option<&Vec<String>>, source: &Path) -> Result<PartyConfig, ConfigError> {
+fn party_config(
+    name: String,
+    section: PartySection,
+    server_origins: Option<&Vec<String>>,
+    server_limits: &Limits,
+    source: &Path,
+) -> Result<PartyConfig, ConfigError> {
     let key = |field: &str| if field.is_empty() { format!("parties.{name}") } else { format!("parties.{name}.{field}") };
     let invalid = |field: &str, message: String| ConfigError::Invalid { path: source.to_path_buf(), key: key(field), message };
     if name.is_empty() || name.len() > MAX_PARTY_NAME_BYTES || name.contains('/') || name.chars().any(char::is_control) {
@@ -362,7 +462,9 @@ fn party_config(name: String, section: PartySection, server_origins: Option<&Vec
     };
     let auth = section.auth.unwrap_or_default().resolve(source, &key("auth"))?;
     let allowed_origins = section.allowed_origins.or_else(|| server_origins.cloned());
+    let limits = overridable_limits!(section).apply(server_limits, source, &format!("parties.{name}"))?;
     Ok(PartyConfig {
+        limits,
         auth,
         allowed_origins,
         name,

@@ -50,6 +50,8 @@ pub struct PartyCounters {
     pub ignored_invalid: IntCounter,
     /// Changes dropped because the connection may only read.
     pub refused_read_only: IntCounter,
+    /// Changes refused because the room would grow over `max_room_bytes`.
+    pub refused_room_full: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -107,6 +109,7 @@ impl Metrics {
             ignored_empty: outcome("ignored", "empty"),
             ignored_invalid: outcome("ignored", "invalid"),
             refused_read_only: outcome("refused", "read_only"),
+            refused_room_full: outcome("refused", "room_full"),
         }
     }
 

@@ -46,8 +46,9 @@ async fn bad_bodies_answer_400_with_a_reason_and_never_touch_the_store() {
 #[actix_web::test]
 async fn bodies_over_the_limit_answer_413_and_the_room_goes_on() {
     let dir = data_dir();
-    let mut config = Config::conformance(dir.path().to_path_buf());
-    config.limits.max_message_bytes = 1024;
+    let config = Config::conformance(dir.path().to_path_buf()).with_limits(|limits| {
+        limits.max_message_bytes = 1024;
+    });
     let server = start_with(config);
     let addr = server.addr;
     let big = format!("[{{}},{{\"v\":\"{}\"}}]", "x".repeat(2000));

@@ -12,8 +12,9 @@ use partyd::config::Config;
 #[actix_web::test]
 async fn idle_rooms_leave_memory_and_their_data_stays() {
     let dir = data_dir();
-    let mut config = Config::conformance(dir.path().to_path_buf());
-    config.limits.idle_unload = Duration::from_millis(100);
+    let config = Config::conformance(dir.path().to_path_buf()).with_limits(|limits| {
+        limits.idle_unload = Duration::from_millis(100);
+    });
     let server = start_with(config);
     let addr = server.addr;
     const ROOMS: usize = 50;

@@ -83,9 +83,10 @@ async fn a_failed_write_closes_the_rooms_sockets_with_1011_and_reloads_it() {
 #[actix_web::test]
 async fn a_silent_client_is_closed_and_a_live_one_is_kept() {
     let dir = data_dir();
-    let mut config = Config::conformance(dir.path().to_path_buf());
-    config.limits.ping_interval = Duration::from_millis(200);
-    config.limits.idle_timeout = Duration::from_millis(1500);
+    let config = Config::conformance(dir.path().to_path_buf()).with_limits(|limits| {
+        limits.ping_interval = Duration::from_millis(200);
+        limits.idle_timeout = Duration::from_millis(1500);
+    });
     let server = start_with(config);
     let addr = server.addr;
     assert_eq!(put(addr, "/parties/main/idle/store", "[{},{}]").await, StatusCode::CREATED);

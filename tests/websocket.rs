@@ -98,8 +98,9 @@ async fn garbage_is_ignored_and_the_socket_stays_usable() {
 #[actix_web::test]
 async fn an_oversize_message_closes_only_that_socket_with_1009() {
     let dir = data_dir();
-    let mut config = Config::conformance(dir.path().to_path_buf());
-    config.limits.max_message_bytes = 4096;
+    let config = Config::conformance(dir.path().to_path_buf()).with_limits(|limits| {
+        limits.max_message_bytes = 4096;
+    });
     let server = start_with(config);
     let addr = server.addr;
     assert_eq!(put(addr, "/parties/main/big/store", "[{},{}]").await, StatusCode::CREATED);
@@ -117,8 +118,9 @@ async fn an_oversize_message_closes_only_that_socket_with_1009() {
 #[actix_web::test]
 async fn a_client_that_stops_reading_is_closed_with_1013_and_the_room_goes_on() {
     let dir = data_dir();
-    let mut config = Config::conformance(dir.path().to_path_buf());
-    config.limits.outbound_buffer_bytes = 256 * 1024;
+    let config = Config::conformance(dir.path().to_path_buf()).with_limits(|limits| {
+        limits.outbound_buffer_bytes = 256 * 1024;
+    });
     let server = start_with(config);
     let addr = server.addr;
     assert_eq!(put(addr, "/parties/main/slow/store", "[{},{}]").await, StatusCode::CREATED);

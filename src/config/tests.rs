@@ -68,7 +68,7 @@ fn every_key_is_read() {
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/partyd"));
     assert_eq!(
         config.limits,
-        Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), room_queue: 8, idle_unload: Duration::from_secs(30) }
+        Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), room_queue: 8, idle_unload: Duration::from_secs(30), ..Limits::default() }
     );
     let app = config.party("app").unwrap();
     assert_eq!(app.kind, PartyKind::TinybasePersister);
@@ -157,4 +157,23 @@ fn allowed_origins_apply_per_party_or_from_the_server() {
     assert_eq!(config.party("one").unwrap().allowed_origins, Some(vec!["https://a".to_owned()]));
     assert_eq!(config.party("two").unwrap().allowed_origins, Some(vec!["https://b".to_owned()]));
     assert_eq!(parse("[parties.one]\nkind = \"tinybase-persister\"").unwrap().party("one").unwrap().allowed_origins, None);
+}
+
+#[test]
+fn limits_are_set_by_the_server_and_overridden_per_party() {
+    let config = parse("[server]\nmax_room_bytes = 5000\nmessages_per_second = 7\n[parties.one]\nkind = \"tinybase-persister\"\n[parties.two]\nkind = \"tinybase-persister\"\nmax_room_bytes = 100\nmax_connections_per_room = 3\n").unwrap();
+    assert_eq!((config.limits.max_room_bytes, config.limits.messages_per_second), (5000, 7));
+    let one = &config.party("one").unwrap().limits;
+    assert_eq!((one.max_room_bytes, one.messages_per_second, one.max_connections_per_room), (5000, 7, DEFAULT_MAX_CONNECTIONS_PER_ROOM));
+    let two = &config.party("two").unwrap().limits;
+    assert_eq!((two.max_room_bytes, two.messages_per_second, two.max_connections_per_room), (100, 7, 3));
+    for (text, key) in [
+        ("[server]\nmax_live_rooms = 0", "server.max_live_rooms"),
+        ("[parties.p]\nkind = \"tinybase-persister\"\nmax_connections_per_ip = 0", "parties.p.max_connections_per_ip"),
+        ("[parties.p]\nkind = \"tinybase-persister\"\nmax_rooom_bytes = 1", "max_rooom_bytes"),
+        ("[server]\nmax_rooom_bytes = 1", "max_rooom_bytes"),
+    ] {
+        let message = error(text);
+        assert!(message.contains(key), "{text:?} should name {key:?}: {message}");
+    }
 }

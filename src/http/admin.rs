@@ -160,7 +160,10 @@ async fn dump(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpRespon
     if let Err(refusal) = must_be_stored(state, &key) {
         return refusal.into();
     }
-    let Ok(room) = state.rooms.room(party, key.clone()) else { return shutting_down() };
+    let room = match state.rooms.room(party, key.clone()) {
+        Ok(room) => room,
+        Err(unavailable) => return super::unavailable(&unavailable),
+    };
     let inspection = match room.inspect().await {
         Ok(Some(inspection)) => inspection,
         Ok(None) => return HttpResponse::InternalServerError().body("room storage unavailable"),
@@ -183,7 +186,10 @@ async fn delete(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResp
     if let Err(refusal) = must_be_stored(state, &key) {
         return refusal.into();
     }
-    let Ok(room) = state.rooms.room(party, key.clone()) else { return shutting_down() };
+    let room = match state.rooms.room(party, key.clone()) {
+        Ok(room) => room,
+        Err(unavailable) => return super::unavailable(&unavailable),
+    };
     match room.delete().await {
         Ok(true) => {
             tracing::warn!(party = key.party(), room = key.room(), "room deleted by the admin API");
@@ -195,7 +201,7 @@ async fn delete(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResp
 }
 
 async fn write(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
-    let limit = state.config.limits.max_message_bytes;
+    let limit = party.limits.max_message_bytes;
     let body = match read_body(req, payload, limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => return HttpResponse::PayloadTooLarge().body(format!("body is larger than {limit} bytes")),
@@ -205,7 +211,10 @@ async fn write(req: &HttpRequest, payload: web::Payload, state: &AppState, party
         Ok(changes) => changes,
         Err(invalid) => return HttpResponse::BadRequest().body(invalid.to_string()),
     };
-    let Ok(room) = state.rooms.room(party, key) else { return shutting_down() };
+    let room = match state.rooms.room(party, key) {
+        Ok(room) => room,
+        Err(unavailable) => return super::unavailable(&unavailable),
+    };
     let applied = match room.server_changes(changes).await {
         Ok(ServerWriteResult::Applied(payload)) => payload,
         Ok(ServerWriteResult::NothingAccepted) => "[{},{},1]".to_owned(),

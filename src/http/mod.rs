@@ -19,7 +19,7 @@ use futures_util::StreamExt as _;
 use crate::auth::{self, Access};
 use crate::config::{Config, PartyConfig};
 use crate::metrics::Metrics;
-use crate::room::{RoomKey, Rooms};
+use crate::room::{RoomKey, Rooms, Unavailable};
 use crate::storage::Storage;
 use crate::ws;
 pub use route::{room_route, RoomRoute};
@@ -140,8 +140,20 @@ async fn websocket(
     connection_id: Arc<str>,
     access: Access,
 ) -> HttpResponse {
-    let Ok(room) = state.rooms.room(party, key) else {
-        return HttpResponse::ServiceUnavailable().body("server shutting down");
+    let peer = req.peer_addr().map(|addr| addr.ip());
+    let ip_claim = match peer {
+        Some(ip) => match state.rooms.claim_ip(&party.name, ip, party.limits.max_connections_per_ip) {
+            Some(claim) => Some(claim),
+            None => {
+                tracing::info!(%ip, "refusing a websocket: too many connections from this address");
+                return HttpResponse::TooManyRequests().body("too many connections from this address");
+            }
+        },
+        None => None,
+    };
+    let room = match state.rooms.room(party, key) {
+        Ok(room) => room,
+        Err(why) => return unavailable(&why),
     };
     let connection = ws::Connection {
         room,
@@ -150,8 +162,9 @@ async fn websocket(
         socket: state.rooms.next_socket_id(),
         connection_id,
         access,
+        ip_claim,
         message_prefix: party.message_prefix.as_str().into(),
-        limits: state.config.limits.clone(),
+        limits: party.limits.clone(),
     };
     match ws::upgrade(req, payload, connection).await {
         Ok(response) => response,
@@ -185,6 +198,11 @@ fn with_party_headers(mut response: HttpResponse, party: &PartyConfig) -> HttpRe
         }
     }
     response
+}
+
+/// The answer when a room cannot be reached (503).
+pub(crate) fn unavailable(unavailable: &Unavailable) -> HttpResponse {
+    HttpResponse::ServiceUnavailable().body(unavailable.to_string())
 }
 
 /// Why a request body could not be read.

@@ -29,7 +29,7 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, 
 }
 
 async fn put(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
-    let limit = state.config.limits.max_message_bytes;
+    let limit = party.limits.max_message_bytes;
     let body = match read_body(req, payload, limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
@@ -44,17 +44,26 @@ async fn put(req: &HttpRequest, payload: web::Payload, state: &AppState, party: 
             return HttpResponse::BadRequest().body(invalid.to_string());
         }
     };
-    let Ok(room) = state.rooms.room(party, key) else { return shutting_down() };
+    let room = match state.rooms.room(party, key) {
+        Ok(room) => room,
+        Err(unavailable) => return super::unavailable(&unavailable),
+    };
     match room.put(content).await {
         Ok(PutResult::Saved) => HttpResponse::Created().finish(),
         Ok(PutResult::AlreadyHasStore) => HttpResponse::ResetContent().finish(),
+        Ok(PutResult::TooLarge) => {
+            HttpResponse::PayloadTooLarge().body(format!("the store would be larger than {} bytes", party.limits.max_room_bytes))
+        }
         Ok(PutResult::StorageFailed) => HttpResponse::InternalServerError().body("storage error"),
         Err(_) => shutting_down(),
     }
 }
 
 async fn get(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
-    let Ok(room) = state.rooms.room(party, key) else { return shutting_down() };
+    let room = match state.rooms.room(party, key) {
+        Ok(room) => room,
+        Err(unavailable) => return super::unavailable(&unavailable),
+    };
     let body = match room.get().await {
         Ok(GetResult::Store(body)) => body,
         Ok(GetResult::NoStore) => bytes::Bytes::new(),

@@ -19,6 +19,17 @@ pub type SocketId = u64;
 #[error("room is not running")]
 pub struct RoomGone;
 
+/// Whether a socket could join.
+#[derive(Debug, PartialEq, Eq)]
+pub enum JoinOutcome {
+    /// It is a member now.
+    Joined,
+    /// The room holds `max_connections_per_room` sockets already (503).
+    RoomFull,
+    /// The room could not be loaded from storage (500).
+    StorageFailed,
+}
+
 /// How a PUT of the whole store ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum PutResult {
@@ -26,6 +37,8 @@ pub enum PutResult {
     Saved,
     /// The room already had a store; nothing changed (205).
     AlreadyHasStore,
+    /// The content is larger than `max_room_bytes` (413).
+    TooLarge,
     /// Storage failed; nothing was acknowledged (500).
     StorageFailed,
 }
@@ -75,9 +88,9 @@ pub struct RoomStats {
 
 /// The commands a room task handles, one at a time, in arrival order.
 pub(crate) enum Command {
-    Join { socket: SocketId, connection_id: Arc<str>, outbox: Outbox, joined: oneshot::Sender<bool> },
+    Join { socket: SocketId, connection_id: Arc<str>, outbox: Outbox, joined: oneshot::Sender<JoinOutcome> },
     Leave { socket: SocketId },
-    Changes { connection_id: Arc<str>, changes: Changes },
+    Changes { socket: SocketId, connection_id: Arc<str>, changes: Changes },
     Put { content: Content, reply: oneshot::Sender<PutResult> },
     Get { reply: oneshot::Sender<GetResult> },
     Inspect { reply: oneshot::Sender<Option<Inspection>> },
@@ -119,8 +132,7 @@ impl RoomHandle {
     }
 
     /// Makes a socket a member of the room; it receives every broadcast made after this returns.
-    /// `Ok(false)` when the room could not be loaded from storage.
-    pub async fn join(&self, socket: SocketId, connection_id: Arc<str>, outbox: Outbox) -> Result<bool, RoomGone> {
+    pub async fn join(&self, socket: SocketId, connection_id: Arc<str>, outbox: Outbox) -> Result<JoinOutcome, RoomGone> {
         let (joined, answer) = oneshot::channel();
         self.send(Command::Join { socket, connection_id, outbox, joined }).await?;
         answer.await.map_err(|_| RoomGone)
@@ -133,8 +145,10 @@ impl RoomHandle {
     }
 
     /// Queues validated changes from a connection; applied, flushed, then broadcast.
-    pub async fn send_changes(&self, connection_id: Arc<str>, changes: Changes) -> Result<(), RoomGone> {
-        self.send(Command::Changes { connection_id, changes }).await
+    /// A change that would make the room larger than `max_room_bytes` is refused, and the
+    /// sending socket (only) gets the stored truth back.
+    pub async fn send_changes(&self, socket: SocketId, connection_id: Arc<str>, changes: Changes) -> Result<(), RoomGone> {
+        self.send(Command::Changes { socket, connection_id, changes }).await
     }
 
     /// Saves a validated initial store; answers once it is durable.

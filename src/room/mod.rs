@@ -8,6 +8,6 @@ pub(crate) mod persisted;
 mod registry;
 mod task;
 
-pub use handle::{GetResult, Inspection, PutResult, RoomGone, RoomHandle, ServerWriteResult, SocketId};
+pub use handle::{GetResult, Inspection, JoinOutcome, PutResult, RoomGone, RoomHandle, ServerWriteResult, SocketId};
 pub use names::{NameError, RoomKey};
-pub use registry::{PartySummary, Rooms};
+pub use registry::{IpClaim, PartySummary, Rooms, Unavailable};

@@ -1,28 +1,56 @@
 //! The registry of live rooms: finds a room's task or starts it (loading the room from storage
-//! on first touch), lets idle rooms leave memory, hands out socket ids, and shuts every room
-//! down at the end.
+//! on first touch, within the live-room limits), lets idle rooms leave memory, counts sockets per
+//! client IP, hands out socket ids, and shuts every room down at the end.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::mpsc;
 
-use super::handle::{Command, RoomGone, RoomHandle, RoomStats, SocketId};
+use super::handle::{Command, RoomHandle, RoomStats, SocketId};
 use super::task::RoomTask;
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig};
 use crate::metrics::Metrics;
 use crate::storage::Storage;
 
+/// Why a room cannot be reached.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Unavailable {
+    /// The server is shutting down.
+    #[error("server shutting down")]
+    ShuttingDown,
+    /// `max_live_rooms` rooms are in memory already (server-wide or in this party).
+    #[error("too many live rooms")]
+    TooManyRooms,
+}
+
+#[derive(Default)]
+struct LiveMap {
+    handles: HashMap<RoomKey, RoomHandle>,
+    per_party: HashMap<String, usize>,
+}
+
+impl LiveMap {
+    fn remove(&mut self, key: &RoomKey) {
+        if self.handles.remove(key).is_some() {
+            if let Some(count) = self.per_party.get_mut(key.party()) {
+                *count = count.saturating_sub(1);
+            }
+        }
+    }
+}
+
 /// The map of live rooms, shared by the registry and the room tasks (which retire themselves).
 #[derive(Default)]
 pub(crate) struct LiveRooms {
-    rooms: Mutex<HashMap<RoomKey, RoomHandle>>,
+    rooms: Mutex<LiveMap>,
 }
 
 impl LiveRooms {
-    fn lock(&self) -> MutexGuard<'_, HashMap<RoomKey, RoomHandle>> {
+    fn lock(&self) -> MutexGuard<'_, LiveMap> {
         self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
@@ -39,6 +67,38 @@ impl LiveRooms {
     }
 }
 
+/// Sockets per (party, client IP).
+type IpCounts = Mutex<HashMap<(String, IpAddr), usize>>;
+
+/// One socket's share of its IP's count; given back when dropped.
+pub struct IpClaim {
+    counts: Arc<IpCounts>,
+    key: (String, IpAddr),
+}
+
+impl Drop for IpClaim {
+    fn drop(&mut self) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = counts.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&self.key);
+            }
+        }
+    }
+}
+
+/// Every live room of the server.
+pub struct Rooms {
+    storage: Arc<dyn Storage>,
+    metrics: Arc<Metrics>,
+    limits: Limits,
+    live: Arc<LiveRooms>,
+    ips: Arc<IpCounts>,
+    next_socket: AtomicU64,
+    accepting: AtomicBool,
+}
+
 /// What is live of one party.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PartySummary {
@@ -48,24 +108,15 @@ pub struct PartySummary {
     pub connections: usize,
 }
 
-/// Every live room of the server.
-pub struct Rooms {
-    storage: Arc<dyn Storage>,
-    metrics: Arc<Metrics>,
-    limits: Limits,
-    live: Arc<LiveRooms>,
-    next_socket: AtomicU64,
-    accepting: AtomicBool,
-}
-
 impl Rooms {
-    /// An empty registry over `storage`.
+    /// An empty registry over `storage`; `limits` are the server's (for `max_live_rooms`).
     pub fn new(storage: Arc<dyn Storage>, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Self {
             storage,
             metrics,
             limits: limits.clone(),
             live: Arc::default(),
+            ips: Arc::default(),
             next_socket: AtomicU64::new(1),
             accepting: AtomicBool::new(true),
         }
@@ -73,21 +124,40 @@ impl Rooms {
 
     /// The room's handle, starting its task if the room is not live yet.
     /// Must be called from within a Tokio runtime.
-    pub fn room(&self, party: &PartyConfig, key: RoomKey) -> Result<RoomHandle, RoomGone> {
+    pub fn room(&self, party: &PartyConfig, key: RoomKey) -> Result<RoomHandle, Unavailable> {
         if !self.accepting.load(Ordering::Acquire) {
-            return Err(RoomGone);
+            return Err(Unavailable::ShuttingDown);
         }
         let mut live = self.live.lock();
-        if let Some(handle) = live.get(&key).filter(|handle| !handle.is_closed()) {
+        if let Some(handle) = live.handles.get(&key).filter(|handle| !handle.is_closed()) {
             return Ok(handle.clone());
+        }
+        live.remove(&key);
+        let party_live = live.per_party.get(&party.name).copied().unwrap_or(0);
+        if live.handles.len() >= self.limits.max_live_rooms || party_live >= party.limits.max_live_rooms {
+            tracing::warn!(party = %party.name, live = live.handles.len(), "refusing a new room: too many live rooms");
+            return Err(Unavailable::TooManyRooms);
         }
         let (commands, receiver) = mpsc::channel(self.limits.room_queue);
         let stats = Arc::new(RoomStats::default());
         let handle = RoomHandle::new(key.clone(), commands, stats.clone());
         let task = RoomTask::new(key.clone(), self.storage.clone(), party, stats, self.metrics.clone());
         tokio::spawn(task.run(receiver, self.live.clone(), self.limits.idle_unload));
-        live.insert(key, handle.clone());
+        live.handles.insert(key, handle.clone());
+        *live.per_party.entry(party.name.clone()).or_default() += 1;
         Ok(handle)
+    }
+
+    /// Counts one more socket for `ip` in `party`, unless it holds `max` already.
+    pub fn claim_ip(&self, party: &str, ip: IpAddr, max: usize) -> Option<IpClaim> {
+        let key = (party.to_owned(), ip);
+        let mut counts = self.ips.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = counts.entry(key.clone()).or_default();
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(IpClaim { counts: self.ips.clone(), key })
     }
 
     /// A server-wide unique id for a new socket.
@@ -97,13 +167,13 @@ impl Rooms {
 
     /// How many rooms are in memory.
     pub fn live_count(&self) -> usize {
-        self.live.lock().len()
+        self.live.lock().handles.len()
     }
 
     /// Rooms in memory and their sockets, for one party.
     pub fn party_summary(&self, party: &str) -> PartySummary {
         let live = self.live.lock();
-        let rooms = live.iter().filter(|(key, _)| key.party() == party);
+        let rooms = live.handles.iter().filter(|(key, _)| key.party() == party);
         rooms.fold(PartySummary::default(), |summary, (_, handle)| PartySummary {
             live_rooms: summary.live_rooms + 1,
             connections: summary.connections + handle.connections(),
@@ -112,14 +182,18 @@ impl Rooms {
 
     /// The live room's handle, without starting it.
     pub fn live_room(&self, key: &RoomKey) -> Option<RoomHandle> {
-        self.live.lock().get(key).filter(|handle| !handle.is_closed()).cloned()
+        self.live.lock().handles.get(key).filter(|handle| !handle.is_closed()).cloned()
     }
 
     /// Stops starting rooms, then lets every live room finish its queued work, close its
     /// sockets with 1001 and stop.
     pub async fn shutdown(&self) {
         self.accepting.store(false, Ordering::Release);
-        let handles: Vec<RoomHandle> = self.live.lock().drain().map(|(_, handle)| handle).collect();
+        let handles: Vec<RoomHandle> = {
+            let mut live = self.live.lock();
+            live.per_party.clear();
+            live.handles.drain().map(|(_, handle)| handle).collect()
+        };
         futures_util::future::join_all(handles.iter().map(RoomHandle::shutdown)).await;
     }
 }

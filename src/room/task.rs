@@ -15,11 +15,11 @@ use bytestring::ByteString;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::handle::{Command, GetResult, Inspection, PutResult, RoomStats, ServerWriteResult, SocketId};
+use super::handle::{Command, GetResult, Inspection, JoinOutcome, PutResult, RoomStats, ServerWriteResult, SocketId};
 use super::persisted::{entry_writes, load_store, room_path};
 use super::registry::LiveRooms;
 use super::RoomKey;
-use crate::config::PartyConfig;
+use crate::config::{Limits, PartyConfig};
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, PersisterStore, PutOutcome};
 use crate::storage::{EntryWrite, Storage, StorageError};
@@ -40,6 +40,8 @@ struct Member {
 enum Effect {
     /// Send a frame to every socket whose connection id is not `exclude`.
     Broadcast { exclude: Option<Arc<str>>, frame: ByteString },
+    /// Send a frame to one socket only.
+    Send { socket: SocketId, frame: ByteString },
     /// Close these sockets (those in the room when the room was deleted).
     Close { sockets: Vec<SocketId>, code: u16, reason: &'static str },
     Put(oneshot::Sender<PutResult>, PutResult),
@@ -63,6 +65,7 @@ pub(crate) struct RoomTask {
     storage: Arc<dyn Storage>,
     message_prefix: Arc<str>,
     storage_prefix: Arc<str>,
+    limits: Limits,
     stats: Arc<RoomStats>,
     metrics: Arc<Metrics>,
     counters: PartyCounters,
@@ -82,6 +85,7 @@ impl RoomTask {
             storage,
             message_prefix: party.message_prefix.as_str().into(),
             storage_prefix: party.storage_prefix.as_str().into(),
+            limits: party.limits.clone(),
             stats,
             store: None,
             members: HashMap::new(),
@@ -151,18 +155,28 @@ impl RoomTask {
     fn handle(&mut self, command: Command, round: &mut Round) {
         match command {
             Command::Join { socket, connection_id, outbox, joined } => {
-                let loaded = self.store.is_some();
-                if loaded {
+                let outcome = if self.store.is_none() {
+                    JoinOutcome::StorageFailed
+                } else if self.members.len() >= self.limits.max_connections_per_room {
+                    JoinOutcome::RoomFull
+                } else {
                     self.members.insert(socket, Member { connection_id, outbox });
                     self.count_members();
-                }
-                let _ = joined.send(loaded);
+                    JoinOutcome::Joined
+                };
+                let _ = joined.send(outcome);
             }
             Command::Leave { socket } => {
                 self.members.remove(&socket);
                 self.count_members();
             }
-            Command::Changes { connection_id, changes } => {
+            Command::Changes { socket, connection_id, changes } => {
+                if let Some(restore) = self.refuse_if_too_large(&changes) {
+                    if let Some(frame) = restore {
+                        round.effects.push(Effect::Send { socket, frame: format!("{}s{frame}", self.message_prefix).into() });
+                    }
+                    return;
+                }
                 self.apply_changes(changes, Some(connection_id), round);
             }
             Command::ServerChanges { changes, reply } => {
@@ -175,6 +189,9 @@ impl RoomTask {
                     },
                 };
                 round.effects.push(Effect::ServerWrite(reply, result));
+            }
+            Command::Put { content, reply } if content.stored_bytes() > self.limits.max_room_bytes => {
+                round.effects.push(Effect::Put(reply, PutResult::TooLarge));
             }
             Command::Put { content, reply } => {
                 let result = match self.store.as_mut().map(|store| store.put(content)) {
@@ -226,6 +243,19 @@ impl RoomTask {
         let frame = format!("{}s{}", self.message_prefix, applied.payload);
         round.effects.push(Effect::Broadcast { exclude: sender, frame: frame.into() });
         Some(applied.payload)
+    }
+
+    /// `Some(restore frame payload, if any)` when the changes would make the room larger than
+    /// `max_room_bytes` (changes that shrink or keep its size always pass).
+    fn refuse_if_too_large(&self, changes: &Changes) -> Option<Option<String>> {
+        let store = self.store.as_ref().filter(|store| store.has_store())?;
+        let after = store.bytes_after(changes);
+        if after <= self.limits.max_room_bytes || after <= store.stored_bytes() {
+            return None;
+        }
+        tracing::info!(after, limit = self.limits.max_room_bytes, "refusing a change: the room would be too large");
+        self.counters.refused_room_full.inc();
+        Some(store.restore_payload(changes))
     }
 
     fn count_members(&self) {
@@ -292,6 +322,15 @@ impl RoomTask {
     fn carry_out(&mut self, effect: Effect) {
         match effect {
             Effect::Broadcast { exclude, frame } => self.broadcast(exclude.as_deref(), frame),
+            Effect::Send { socket, frame } => {
+                if let Some(member) = self.members.get(&socket) {
+                    if member.outbox.send(frame).is_err() {
+                        member.outbox.close(close::TRY_AGAIN_LATER, "slow consumer");
+                        self.members.remove(&socket);
+                        self.count_members();
+                    }
+                }
+            }
             Effect::Close { sockets, code, reason } => {
                 for socket in sockets {
                     if let Some(member) = self.members.remove(&socket) {
@@ -312,7 +351,7 @@ impl RoomTask {
     fn fail_round(&mut self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Broadcast { .. } | Effect::Close { .. } => {}
+                Effect::Broadcast { .. } | Effect::Send { .. } | Effect::Close { .. } => {}
                 Effect::Put(reply, _) => drop(reply.send(PutResult::StorageFailed)),
                 Effect::Get(reply, _) => drop(reply.send(GetResult::StorageFailed)),
                 Effect::Inspect(reply, _) => drop(reply.send(None)),

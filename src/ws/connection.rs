@@ -15,7 +15,7 @@ use crate::auth::Access;
 use crate::config::Limits;
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::parse_frame;
-use crate::room::{RoomHandle, SocketId};
+use crate::room::{IpClaim, JoinOutcome, RoomHandle, SocketId};
 
 /// Everything a connection needs besides its socket.
 pub struct Connection {
@@ -31,6 +31,8 @@ pub struct Connection {
     pub connection_id: Arc<str>,
     /// Read-only connections receive broadcasts; their changes are dropped.
     pub access: Access,
+    /// This socket's share of its client IP's connection count, held while it lives.
+    pub ip_claim: Option<IpClaim>,
     /// The party's message prefix.
     pub message_prefix: Arc<str>,
     /// Limits and timings.
@@ -44,8 +46,12 @@ pub async fn upgrade(req: &HttpRequest, payload: web::Payload, connection: Conne
     let limits = &connection.limits;
     let (outbox, receiver) = outbox(limits.outbound_buffer_bytes);
     match connection.room.join(connection.socket, connection.connection_id.clone(), outbox).await {
-        Ok(true) => {}
-        Ok(false) => return Ok(HttpResponse::InternalServerError().body("room storage unavailable")),
+        Ok(JoinOutcome::Joined) => {}
+        Ok(JoinOutcome::RoomFull) => {
+            tracing::info!("refusing a websocket: the room is full");
+            return Ok(HttpResponse::ServiceUnavailable().body("room is full"));
+        }
+        Ok(JoinOutcome::StorageFailed) => return Ok(HttpResponse::InternalServerError().body("room storage unavailable")),
         Err(_) => return Ok(HttpResponse::ServiceUnavailable().body("server shutting down")),
     }
     let stream = stream
@@ -68,6 +74,7 @@ enum Ending {
 impl Connection {
     async fn run(self, mut session: Session, mut stream: AggregatedMessageStream, mut outbox: OutboxReceiver) {
         tracing::debug!("connected");
+        let rate = rate_limiter(self.limits.messages_per_second);
         self.metrics.connections.inc();
         let mut heartbeat = tokio::time::interval(self.limits.ping_interval);
         heartbeat.tick().await;
@@ -94,6 +101,11 @@ impl Connection {
                     last_heard = Instant::now();
                     match inbound {
                         Some(Ok(message)) => {
+                            let data = matches!(message, AggregatedMessage::Text(_) | AggregatedMessage::Binary(_));
+                            if data && rate.check().is_err() {
+                                tracing::info!("closing a connection over its message rate");
+                                break Ending::Close(close::POLICY_VIOLATION, "rate limit");
+                            }
                             if let Some(ending) = self.on_message(message, &mut session).await {
                                 break ending;
                             }
@@ -144,7 +156,7 @@ impl Connection {
                     tracing::info!("dropping changes from a read-only connection");
                 }
                 Ok(changes) => {
-                    if self.room.send_changes(self.connection_id.clone(), changes).await.is_err() {
+                    if self.room.send_changes(self.socket, self.connection_id.clone(), changes).await.is_err() {
                         return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));
                     }
                 }
@@ -164,6 +176,13 @@ impl Connection {
         }
         None
     }
+}
+
+/// A limiter of `per_second` messages per second with bursts of twice that.
+fn rate_limiter(per_second: u32) -> governor::DefaultDirectRateLimiter {
+    let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).unwrap_or(std::num::NonZeroU32::MIN));
+    governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
 }
 
 /// The close that answers a broken inbound stream.

@@ -12,6 +12,8 @@ pub mod close {
     pub const GOING_AWAY: u16 = 1001;
     /// The client broke the websocket protocol.
     pub const PROTOCOL_ERROR: u16 = 1002;
+    /// The client broke a policy (its message rate).
+    pub const POLICY_VIOLATION: u16 = 1008;
     /// A text frame was not valid UTF-8.
     pub const INVALID_PAYLOAD: u16 = 1007;
     /// A message was larger than `max_message_bytes`.

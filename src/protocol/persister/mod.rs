@@ -89,6 +89,18 @@ pub struct Content {
     empty: bool,
 }
 
+impl Content {
+    /// The stored size this content would have (ids and cell texts), as [`PersisterStore::stored_bytes`] counts it.
+    pub fn stored_bytes(&self) -> usize {
+        let cells: usize = self
+            .tables
+            .iter()
+            .flat_map(|(t, rows)| rows.iter().flat_map(move |(r, cells)| cells.iter().map(move |(c, text)| t.len() + r.len() + c.len() + text.as_str().len())))
+            .sum();
+        cells + self.values.iter().map(|(v, text)| v.len() + text.as_str().len()).sum::<usize>()
+    }
+}
+
 /// What a change does to one table.
 #[derive(Debug, PartialEq)]
 pub enum TableChange {

@@ -268,3 +268,33 @@ fn reference_entries_use_tinybase_storage_keys() {
     );
     assert!(PersisterStore::new().reference_entries("").is_empty());
 }
+
+#[test]
+fn the_size_after_changes_is_known_before_applying_them() {
+    let content = parse_content(br#"[{"t":{"r":{"c":"abc","d":1},"s":{"c":2}},"u":{"r":{"c":3}}},{"v":"x"}]"#).unwrap();
+    let predicted = content.stored_bytes();
+    let mut store = PersisterStore::new();
+    store.put(content);
+    assert_eq!(store.stored_bytes(), predicted);
+    for frame in [
+        "s[{\"t\":{\"r\":{\"c\":\"longer text\",\"e\":\"\u{FFFC}\"}}},{\"v\":\"\u{FFFC}\",\"w\":[1,2]},1]",
+        "s[{\"t\":{\"s\":\"\u{FFFC}\"},\"u\":\"\u{FFFC}\",\"new\":{\"r\":{\"c\":true}}},{},1]",
+        "s[{\"t\":\"\u{FFFC}\"},{\"v\":\"\u{FFFC}\"},1]",
+    ] {
+        let changes = parse_frame(frame, "").unwrap();
+        let predicted = store.bytes_after(&changes);
+        store.apply_changes(changes);
+        assert_eq!(store.stored_bytes(), predicted, "{frame}");
+    }
+}
+
+#[test]
+fn a_restore_payload_puts_back_what_is_stored() {
+    let store = store_with(r#"[{"t":{"r":{"c":1,"d":2},"s":{"c":3}},"u":{"r":{"c":4}}},{"v":"x"}]"#);
+    let changes = parse_frame("s[{\"t\":{\"r\":{\"c\":9,\"new\":1},\"s\":\"\u{FFFC}\",\"gone\":\"\u{FFFC}\"},\"u\":\"\u{FFFC}\",\"x\":{\"r\":{\"c\":1}}},{\"v\":\"\u{FFFC}\",\"w\":1},1]", "").unwrap();
+    assert_eq!(
+        store.restore_payload(&changes).unwrap(),
+        "[{\"t\":{\"r\":{\"c\":1,\"new\":\"\u{FFFC}\"},\"s\":{\"c\":3}},\"u\":{\"r\":{\"c\":4}},\"x\":{\"r\":{\"c\":\"\u{FFFC}\"}}},{\"v\":\"x\",\"w\":\"\u{FFFC}\"},1]"
+    );
+    assert_eq!(store.restore_payload(&parse_frame("s[{\"ghost\":\"\u{FFFC}\"},{},1]", "").unwrap()), None);
+}
