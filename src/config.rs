@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::protocol::persister::Permissions;
+
 mod auth;
+mod permissions;
 pub use auth::{AuthConfig, JwtConfig, WebhookConfig, DEFAULT_WEBHOOK_TIMEOUT_MS};
 
 /// Where partyd listens unless told otherwise: loopback only.
@@ -187,6 +190,8 @@ pub struct PartyConfig {
     pub allowed_origins: Option<Vec<String>>,
     /// The server's limits with the party's overrides.
     pub limits: Limits,
+    /// What clients may write (TinyBase's hooks as rules).
+    pub permissions: Permissions,
 }
 
 /// The protocols a party can speak.
@@ -326,6 +331,8 @@ struct PartySection {
     response_headers: Option<BTreeMap<String, String>>,
     auth: Option<auth::AuthSection>,
     allowed_origins: Option<Vec<String>>,
+    permissions: Option<permissions::PermissionsSection>,
+    schema: Option<permissions::SchemaSection>,
     max_message_bytes: Option<usize>,
     max_room_bytes: Option<usize>,
     max_connections_per_room: Option<usize>,
@@ -463,7 +470,9 @@ fn party_config(
     let auth = section.auth.unwrap_or_default().resolve(source, &key("auth"))?;
     let allowed_origins = section.allowed_origins.or_else(|| server_origins.cloned());
     let limits = overridable_limits!(section).apply(server_limits, source, &format!("parties.{name}"))?;
+    let permissions = permissions::resolve(section.permissions, section.schema, source, &format!("parties.{name}"))?;
     Ok(PartyConfig {
+        permissions,
         limits,
         auth,
         allowed_origins,

@@ -52,6 +52,8 @@ pub struct PartyCounters {
     pub refused_read_only: IntCounter,
     /// Changes refused because the room would grow over `max_room_bytes`.
     pub refused_room_full: IntCounter,
+    /// Changes with parts refused by the party's permissions or schema.
+    pub refused_permission: IntCounter,
 }
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
@@ -110,6 +112,7 @@ impl Metrics {
             ignored_invalid: outcome("ignored", "invalid"),
             refused_read_only: outcome("refused", "read_only"),
             refused_room_full: outcome("refused", "room_full"),
+            refused_permission: outcome("refused", "permission"),
         }
     }
 

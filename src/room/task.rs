@@ -21,7 +21,7 @@ use super::registry::LiveRooms;
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig};
 use crate::metrics::{Metrics, PartyCounters};
-use crate::protocol::persister::{Changes, PersisterStore, PutOutcome};
+use crate::protocol::persister::{Changes, Permissions, PersisterStore, PutOutcome};
 use crate::storage::{EntryWrite, Storage, StorageError};
 use crate::ws::outbox::{Outbox, SendError};
 use crate::ws::close;
@@ -66,6 +66,7 @@ pub(crate) struct RoomTask {
     message_prefix: Arc<str>,
     storage_prefix: Arc<str>,
     limits: Limits,
+    permissions: Arc<Permissions>,
     stats: Arc<RoomStats>,
     metrics: Arc<Metrics>,
     counters: PartyCounters,
@@ -86,6 +87,7 @@ impl RoomTask {
             message_prefix: party.message_prefix.as_str().into(),
             storage_prefix: party.storage_prefix.as_str().into(),
             limits: party.limits.clone(),
+            permissions: Arc::new(party.permissions.clone()),
             stats,
             store: None,
             members: HashMap::new(),
@@ -171,13 +173,17 @@ impl RoomTask {
                 self.count_members();
             }
             Command::Changes { socket, connection_id, changes } => {
+                let (changes, refused) = self.permissions.split(changes);
+                if refused.is_some() {
+                    self.counters.refused_permission.inc();
+                }
                 if let Some(restore) = self.refuse_if_too_large(&changes) {
-                    if let Some(frame) = restore {
-                        round.effects.push(Effect::Send { socket, frame: format!("{}s{frame}", self.message_prefix).into() });
-                    }
+                    self.restore_sender(socket, restore, round);
                     return;
                 }
                 self.apply_changes(changes, Some(connection_id), round);
+                let restore = refused.and_then(|refused| self.store.as_ref().filter(|store| store.has_store())?.restore_payload(&refused));
+                self.restore_sender(socket, restore, round);
             }
             Command::ServerChanges { changes, reply } => {
                 let result = match &self.store {
@@ -194,6 +200,7 @@ impl RoomTask {
                 round.effects.push(Effect::Put(reply, PutResult::TooLarge));
             }
             Command::Put { content, reply } => {
+                let content = self.permissions.filter_content(content);
                 let result = match self.store.as_mut().map(|store| store.put(content)) {
                     None => PutResult::StorageFailed,
                     Some(PutOutcome::AlreadyHasStore) => PutResult::AlreadyHasStore,
@@ -243,6 +250,13 @@ impl RoomTask {
         let frame = format!("{}s{}", self.message_prefix, applied.payload);
         round.effects.push(Effect::Broadcast { exclude: sender, frame: frame.into() });
         Some(applied.payload)
+    }
+
+    /// Sends the sender (only) the changes that put it back to what is stored.
+    fn restore_sender(&self, socket: SocketId, restore: Option<String>, round: &mut Round) {
+        if let Some(payload) = restore {
+            round.effects.push(Effect::Send { socket, frame: format!("{}s{payload}", self.message_prefix).into() });
+        }
     }
 
     /// `Some(restore frame payload, if any)` when the changes would make the room larger than

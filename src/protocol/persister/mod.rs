@@ -3,11 +3,13 @@
 //! TinyBase 10's server class. See `../shared/spec/partykit-persister.md`.
 
 mod parse;
+mod permissions;
 mod store;
 #[cfg(test)]
 mod tests;
 
 pub use parse::{parse_changes, parse_content, parse_frame, IgnoredFrame, InvalidContent};
+pub use permissions::{CellType, Permissions};
 pub use store::{Applied, PersisterStore, PutOutcome, StoreOp, StoredEntry};
 
 use super::json::{self, JsValue};

@@ -298,3 +298,47 @@ fn a_restore_payload_puts_back_what_is_stored() {
     );
     assert_eq!(store.restore_payload(&parse_frame("s[{\"ghost\":\"\u{FFFC}\"},{},1]", "").unwrap()), None);
 }
+
+fn rules() -> Permissions {
+    let types = |pairs: &[(&str, CellType)]| pairs.iter().map(|(k, t)| (k.to_string(), *t)).collect();
+    Permissions {
+        read_only_tables: ["config".to_owned()].into(),
+        read_only_values: ["version".to_owned()].into(),
+        no_delete_tables: ["log".to_owned()].into(),
+        table_schemas: [("todos".to_owned(), types(&[("text", CellType::String), ("done", CellType::Boolean), ("tags", CellType::Array)]))].into(),
+        value_schema: Some(types(&[("open", CellType::Boolean), ("version", CellType::Number)])),
+    }
+}
+
+#[test]
+fn permissions_drop_refused_parts_and_keep_the_rest() {
+    let frame = "s[{\"config\":{\"r\":{\"c\":1}},\"log\":{\"e1\":\"\u{FFFC}\",\"e2\":{\"msg\":\"hi\",\"old\":\"\u{FFFC}\"}},\"todos\":{\"t1\":{\"text\":\"a\",\"done\":\"yes\",\"extra\":1,\"tags\":\"\u{FFFD}[1]\"}},\"free\":{\"r\":{\"c\":1}}},{\"open\":true,\"version\":2,\"other\":1},1]";
+    let (accepted, refused) = rules().split(parse_frame(frame, "").unwrap());
+    let mut store = store_with("[{},{}]");
+    assert_eq!(
+        store.apply_changes(accepted).unwrap().payload,
+        "[{\"log\":{\"e2\":{\"msg\":\"hi\"}},\"todos\":{\"t1\":{\"text\":\"a\",\"tags\":\"\u{FFFD}[1]\"}},\"free\":{\"r\":{\"c\":1}}},{\"open\":true},1]"
+    );
+    let refused = refused.unwrap();
+    // Refused: the read-only table, the deletion in the no-delete table (nothing stored there, so
+    // the restore is a deletion too), the cells off the schema, the read-only and unlisted values.
+    assert_eq!(
+        store.restore_payload(&refused).unwrap(),
+        "[{\"config\":{\"r\":{\"c\":\"\u{FFFC}\"}},\"log\":{\"e2\":{\"old\":\"\u{FFFC}\"}},\"todos\":{\"t1\":{\"done\":\"\u{FFFC}\",\"extra\":\"\u{FFFC}\"}}},{\"version\":\"\u{FFFC}\",\"other\":\"\u{FFFC}\"},1]"
+    );
+    let (accepted, refused) = rules().split(parse_frame("s[{\"free\":\"\u{FFFC}\"},{},1]", "").unwrap());
+    assert!(refused.is_none());
+    assert!(store.apply_changes(accepted).is_some());
+    assert!(Permissions::default().allows_everything() && !rules().allows_everything());
+}
+
+#[test]
+fn a_put_may_write_read_only_parts_but_not_break_the_schema() {
+    let content = parse_content("[{\"config\":{\"r\":{\"c\":1}},\"todos\":{\"t1\":{\"text\":\"a\",\"done\":1},\"t2\":{\"bad\":1}}},{\"version\":1,\"open\":\"no\"}]".as_bytes()).unwrap();
+    let mut store = PersisterStore::new();
+    assert!(matches!(store.put(rules().filter_content(content)), PutOutcome::Saved { created_store: true, .. }));
+    assert_eq!(store.render().unwrap(), "[{\"config\":{\"r\":{\"c\":1}},\"todos\":{\"t1\":{\"text\":\"a\"}}},{\"version\":1}]");
+    let refused_all = parse_content(b"[{\"todos\":{\"t\":{\"x\":1}}},{}]").unwrap();
+    let mut store = PersisterStore::new();
+    assert_eq!(store.put(rules().filter_content(refused_all)), PutOutcome::Saved { ops: vec![], created_store: false }, "TinyBase's flag rule: nothing accepted, no store");
+}
