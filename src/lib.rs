@@ -2,7 +2,9 @@
 //!
 //! Layout (see `../shared/STYLE.md`):
 //! - [`config`] — command line, `PARTYD_*` env and `party.toml`; every tunable lives there.
-//! - [`http`] — the route table: store endpoint, websocket upgrades.
+//! - [`http`] — the route table: store endpoint, websocket upgrades, admin API, health.
+//! - [`auth`] — authentication before any room work: JWT, webhook, origins.
+//! - [`metrics`] — Prometheus metrics.
 //! - [`ws`] — one websocket connection: reader loop, limits, heartbeat, bounded outbound queue.
 //! - [`room`] — room names, the registry of live rooms, the task that owns each room.
 //! - [`protocol`] — pure wire formats and validation, exact with TinyBase.
