@@ -215,3 +215,40 @@ async fn tokens_never_appear_in_the_logs() {
         assert!(!log.contains(secret), "a token or secret leaked into the log:\n{log}");
     }
 }
+
+#[actix_web::test]
+async fn public_key_algorithms_verify_tokens_signed_with_their_private_keys() {
+    let keys = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/keys");
+    let cases = [
+        ("RS256", jsonwebtoken::Algorithm::RS256, "rs256"),
+        ("ES256", jsonwebtoken::Algorithm::ES256, "es256"),
+        ("EdDSA", jsonwebtoken::Algorithm::EdDSA, "eddsa"),
+    ];
+    for (name, algorithm, file) in cases {
+        let dir = data_dir();
+        let public = keys.join(format!("{file}-public.pem"));
+        let toml = format!(
+            "[parties.main]\nkind = \"tinybase-persister\"\n[parties.main.auth]\nmode = \"jwt\"\nalgorithm = \"{name}\"\npublic_key_file = \"{}\"\naudience = \"app\"\nissuer = \"https://auth.example\"\n",
+            public.display()
+        );
+        let server = start_with(config_with(&toml, dir.path()));
+        let private = std::fs::read(keys.join(format!("{file}-private.pem"))).unwrap();
+        let signing = match algorithm {
+            jsonwebtoken::Algorithm::RS256 => EncodingKey::from_rsa_pem(&private),
+            jsonwebtoken::Algorithm::ES256 => EncodingKey::from_ec_pem(&private),
+            _ => EncodingKey::from_ed_pem(&private),
+        }
+        .unwrap();
+        let sign = |claims: serde_json::Value| encode(&Header::new(algorithm), &claims, &signing).unwrap();
+        let good = sign(serde_json::json!({"exp": now() + 600, "aud": "app", "iss": "https://auth.example"}));
+        let wrong_audience = sign(serde_json::json!({"exp": now() + 600, "aud": "other", "iss": "https://auth.example"}));
+        let wrong_issuer = sign(serde_json::json!({"exp": now() + 600, "aud": "app", "iss": "https://evil.example"}));
+        let hmac = token(serde_json::json!({"exp": now() + 600, "aud": "app", "iss": "https://auth.example"}));
+        let store = "/parties/main/r/store";
+        assert_eq!(get_with(server.addr, store, Some(&good)).await, StatusCode::OK, "{name}");
+        for bad in [&wrong_audience, &wrong_issuer, &hmac] {
+            assert_eq!(get_with(server.addr, store, Some(bad)).await, StatusCode::UNAUTHORIZED, "{name}");
+        }
+        server.server.shutdown().await.unwrap();
+    }
+}
