@@ -3,4 +3,5 @@
 
 pub mod ids;
 pub mod json;
+pub mod mergeable;
 pub mod persister;
