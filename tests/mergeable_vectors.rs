@@ -64,3 +64,70 @@ fn hlc_json() {
         }
     }
 }
+
+/// The message as the wire decodes it: parsed like `JSON.parse`, "\uFFFC" strings become undefined.
+fn decoded(value: &Value) -> partyd::protocol::json::JsValue {
+    partyd::protocol::json::parse(&value.to_string(), true).expect("vector JSON parses")
+}
+
+/// The same JSON text our encoder writes (JavaScript numbers and key order), for comparisons.
+fn js_text(value: &Value) -> String {
+    let mut out = String::new();
+    partyd::protocol::json::write_wire(&decoded(value), &mut out);
+    out
+}
+
+#[test]
+fn apply_json() {
+    use partyd::protocol::mergeable::tree::{MergeableStore, Mode};
+    let file = vectors("apply.json");
+    let now = file["now"].as_u64().unwrap();
+    let mut base = MergeableStore::new(file["base"]["uniqueId"].as_str().unwrap());
+    base.merge(&decoded(&file["base"]["content"]), Mode::Content, now).expect("the base content loads");
+    assert_eq!(base.encoded_content(), js_text(&file["base"]["content"]));
+    let cases = file["cases"].as_array().unwrap();
+    assert!(cases.len() >= 18);
+    for case in cases {
+        let name = case["name"].as_str().unwrap();
+        let mut store = base.clone();
+        let result = store.merge(&decoded(&case["changes"]), Mode::Changes, now);
+        assert_eq!(result.is_err(), name.contains("reject"), "{name}: {result:?}");
+        assert_eq!(store.encoded_content(), js_text(&case["contentAfter"]), "{name}");
+        assert_eq!(store.clock.next(now), case["nextHlc"].as_str().unwrap(), "{name}");
+    }
+    for case in file["setContent"]["cases"].as_array().unwrap() {
+        let mut store = MergeableStore::new("loader");
+        store.merge(&decoded(&case["input"]), Mode::Content, now).unwrap();
+        assert_eq!(store.encoded_content(), js_text(&case["contentAfter"]));
+        let hashes = case["contentHashes"].as_array().unwrap().iter().map(|h| h.as_u64().unwrap() as u32).collect::<Vec<_>>();
+        assert_eq!(store.content_hashes().to_vec(), hashes);
+    }
+}
+
+#[test]
+fn merges_json() {
+    use partyd::protocol::mergeable::tree::{MergeableStore, Mode};
+    let file = vectors("merges.json");
+    let pairs = file["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 5);
+    for pair in pairs {
+        let name = pair["name"].as_str().unwrap();
+        let now = ["a", "b"]
+            .iter()
+            .flat_map(|side| pair[side]["steps"].as_array().unwrap().iter().map(|step| step["now"].as_u64().unwrap()))
+            .max()
+            .unwrap();
+        let load = |side: &str| {
+            let mut store = MergeableStore::new(pair[side]["uniqueId"].as_str().unwrap());
+            store.merge(&decoded(&pair["before"][side]), Mode::Content, now).unwrap();
+            store
+        };
+        let (mut a, mut b) = (load("a"), load("b"));
+        let (a_before, b_before) = (decoded(&pair["before"]["a"]), decoded(&pair["before"]["b"]));
+        a.merge(&b_before, Mode::Changes, now).unwrap();
+        b.merge(&a_before, Mode::Changes, now).unwrap();
+        assert_eq!(a.encoded_content(), js_text(&pair["after"]["a"]["encodedContent"]), "{name}: A");
+        assert_eq!(b.encoded_content(), js_text(&pair["after"]["b"]["encodedContent"]), "{name}: B");
+        assert_eq!(a.content_hashes(), b.content_hashes(), "{name}: both sides agree");
+    }
+}
