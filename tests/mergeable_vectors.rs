@@ -131,3 +131,57 @@ fn merges_json() {
         assert_eq!(a.content_hashes(), b.content_hashes(), "{name}: both sides agree");
     }
 }
+
+#[test]
+fn diffs_json() {
+    use partyd::protocol::mergeable::tree::{MergeableStore, Mode};
+    let file = vectors("diffs.json");
+    let pairs = file["pairs"].as_array().unwrap();
+    assert_eq!(pairs.len(), 5);
+    let text = |value: &partyd::protocol::json::JsValue| {
+        let mut out = String::new();
+        partyd::protocol::json::write_wire(value, &mut out);
+        out
+    };
+    for pair in pairs {
+        let name = pair["name"].as_str().unwrap();
+        let now = 1_700_000_100_000;
+        let load = |side: &str| {
+            let mut store = MergeableStore::new(pair[side]["uniqueId"].as_str().unwrap());
+            store.merge(&decoded(&pair["before"][side]["encodedContent"]), Mode::Content, now).unwrap();
+            store
+        };
+        let (mut a, mut b) = (load("a"), load("b"));
+        for (requester_is_a, pull) in [(true, &pair["aPullsB"]), (false, &pair["bPullsA"])] {
+            let (requester, responder) = if requester_is_a { (&mut a, &b) } else { (&mut b, &a) };
+            for exchange in pull["exchanges"].as_array().unwrap() {
+                let body = decoded(&exchange["body"]);
+                let response = match exchange["message"].as_u64().unwrap() {
+                    4 => responder.table_diff(&body),
+                    5 => responder.row_diff(&body),
+                    6 => responder.cell_diff(&body),
+                    7 => responder.value_diff(&body),
+                    other => panic!("message {other}"),
+                };
+                assert_eq!(text(&response), js_text(&exchange["response"]), "{name}: {}", exchange["name"]);
+            }
+            // The requester asks with its own hashes (for rows and cells: of what the previous
+            // answer said differs); check it computes the bodies it sent.
+            let mut previous: Option<&Value> = None;
+            for exchange in pull["exchanges"].as_array().unwrap() {
+                let differing = || decoded(&previous.expect("a previous answer")[1]);
+                let asked = match exchange["message"].as_u64().unwrap() {
+                    4 => requester.table_hashes(),
+                    5 => requester.row_hashes(&differing()),
+                    6 => requester.cell_hashes(&differing()),
+                    _ => requester.value_hashes(),
+                };
+                assert_eq!(text(&asked), js_text(&exchange["body"]), "{name}: body of {}", exchange["name"]);
+                previous = Some(&exchange["response"]);
+            }
+            requester.merge(&decoded(&pull["changes"]), Mode::Changes, now).unwrap();
+        }
+        assert_eq!(a.encoded_content(), js_text(&pair["after"]["a"]["encodedContent"]), "{name}: A after");
+        assert_eq!(b.encoded_content(), js_text(&pair["after"]["b"]["encodedContent"]), "{name}: B after");
+    }
+}

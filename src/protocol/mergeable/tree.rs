@@ -48,6 +48,13 @@ impl<T: Default> Node<T> {
         };
         &mut self.children[position].1
     }
+}
+
+impl<T> Node<T> {
+    /// The child `id`, if there is one.
+    pub fn child_ref(&self, id: &str) -> Option<&T> {
+        self.index.get(id).map(|&position| &self.children[position].1)
+    }
 
     /// The children in insertion order.
     pub fn children(&self) -> impl Iterator<Item = (&str, &T)> {
