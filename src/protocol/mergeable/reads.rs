@@ -60,6 +60,9 @@ fn get<'a>(other: &'a JsValue, id: &str) -> Option<&'a JsValue> {
     members(other).iter().rev().find(|(key, _)| key == id).map(|(_, value)| value)
 }
 
+/// The rows of one table in a cell diff being built: row id → cell id → `[cell, hlc]`.
+type CellDiffRows = Vec<(String, Vec<(String, JsValue)>)>;
+
 impl MergeableStore {
     /// `getMergeableTableHashes()`: `{tableId: hash}`.
     pub fn table_hashes(&self) -> JsValue {
@@ -141,7 +144,7 @@ impl MergeableStore {
 
     /// `getMergeableCellDiff(otherTableRowCellHashes)`: my cells that differ, as 2-element stamps.
     pub fn cell_diff(&self, other: &JsValue) -> JsValue {
-        let mut tables: Vec<(String, Vec<(String, Vec<(String, JsValue)>)>)> = Vec::new();
+        let mut tables: Vec<(String, CellDiffRows)> = Vec::new();
         for (table_id, other_rows) in members(other) {
             for (row_id, other_cells) in members(other_rows) {
                 let Some(table) = self.tables.child_ref(table_id) else { continue };
