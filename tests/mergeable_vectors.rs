@@ -185,3 +185,82 @@ fn diffs_json() {
         assert_eq!(b.encoded_content(), js_text(&pair["after"]["b"]["encodedContent"]), "{name}: B after");
     }
 }
+
+#[test]
+fn stores_json() {
+    use partyd::protocol::json::JsValue;
+    use partyd::protocol::mergeable::tree::{MergeableStore, Mode};
+    let file = vectors("stores.json");
+    let scenarios = file["scenarios"].as_array().unwrap();
+    assert_eq!(scenarios.len(), 5);
+    let text = |value: &JsValue| {
+        let mut out = String::new();
+        partyd::protocol::json::write_wire(value, &mut out);
+        out
+    };
+    for scenario in scenarios {
+        let name = scenario["name"].as_str().unwrap();
+        let mut store = MergeableStore::new(scenario["uniqueId"].as_str().unwrap());
+        for (i, step) in scenario["steps"].as_array().unwrap().iter().enumerate() {
+            let now = step["now"].as_u64().unwrap();
+            let op = step["op"].as_array().unwrap();
+            let arg = |n: usize| op[n].as_str().unwrap();
+            let value = op.last().map(decoded).unwrap();
+            let primitive = !matches!(value, JsValue::Array(_) | JsValue::Object(_));
+            // Local writes of single cells and values; other Store operations are replayed from
+            // their recorded changes (as the reference model does: the server needs no more).
+            let touched = match arg(0) {
+                "setCell" if primitive => store.set_cell(arg(1), arg(2), arg(3), value, now),
+                "delCell" => store.set_cell(arg(1), arg(2), arg(3), JsValue::Undefined, now),
+                "setValue" if primitive => store.set_value(arg(1), value, now),
+                "delValue" => store.set_value(arg(1), JsValue::Undefined, now),
+                _ => store.merge(&decoded(&step["changes"]), Mode::Changes, now).expect("recorded changes apply"),
+            };
+            let at = format!("{name} step {i} {}", arg(0));
+            assert_eq!(text(&store.transaction_changes(&touched, false)), js_text(&step["changes"]), "{at}: changes");
+            assert_eq!(text(&store.transaction_changes(&touched, true)), js_text(&step["changesWithHashes"]), "{at}: with hashes");
+            let hashes: Vec<u32> = step["contentHashes"].as_array().unwrap().iter().map(|h| h.as_u64().unwrap() as u32).collect();
+            assert_eq!(store.content_hashes().to_vec(), hashes, "{at}: content hashes");
+        }
+        assert_eq!(store.encoded_content(), js_text(&scenario["final"]["encodedContent"]), "{name}: final");
+        assert_eq!(text(&store.table_hashes()), js_text(&scenario["final"]["tableHashes"]), "{name}: table hashes");
+        assert_eq!(text(&store.value_hashes()), js_text(&scenario["final"]["valueHashes"]), "{name}: value hashes");
+    }
+}
+
+#[test]
+fn values_json() {
+    use partyd::protocol::json::{parse, write_stored, JsValue};
+    use partyd::protocol::mergeable::tree::leaf_hash;
+    // Parsed with partyd's JavaScript-exact parser: serde_json rounds some big numbers differently.
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/vectors/values.json");
+    let file = parse(&std::fs::read_to_string(path).unwrap(), true).unwrap();
+    let field = |value: &JsValue, key: &str| -> JsValue {
+        let JsValue::Object(members) = value else { panic!("not an object") };
+        members.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or(JsValue::Undefined)
+    };
+    let string = |value: JsValue| match value {
+        JsValue::String(s) => s,
+        other => panic!("not a string: {other:?}"),
+    };
+    let number = |value: JsValue| match value {
+        JsValue::Number(n) => n as u32,
+        other => panic!("not a number: {other:?}"),
+    };
+    let hlc = string(field(&file, "hlc"));
+    let JsValue::Array(cases) = field(&file, "cases") else { panic!() };
+    assert!(cases.len() >= 30);
+    for case in &cases {
+        let name = string(field(case, "name"));
+        let value = field(case, "value");
+        let mut json = String::new();
+        write_stored(&value, &mut json);
+        assert_eq!(json, string(field(case, "json")), "{name}");
+        assert_eq!(leaf_hash(&value, &hlc), number(field(case, "hash")), "{name}");
+    }
+    let JsValue::Array(objects) = field(&file, "objects") else { panic!() };
+    for case in &objects {
+        let stored = field(case, "stored");
+        assert_eq!(leaf_hash(&stored, &string(field(case, "hlc"))), number(field(case, "hash")), "{}", string(field(case, "name")));
+    }
+}

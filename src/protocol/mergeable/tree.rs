@@ -67,6 +67,15 @@ pub type Row = Node<Leaf>;
 /// A table of rows.
 pub type Table = Node<Row>;
 
+/// The leaves a merge or a local write accepted, in the order it accepted them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Touched {
+    /// (table, row, cell) of every accepted cell.
+    pub cells: Vec<(String, String, String)>,
+    /// Every accepted value.
+    pub values: Vec<String>,
+}
+
 /// Whether incoming hashes are recomputed (changes) or taken as given (content).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -166,7 +175,7 @@ fn own_hlc<T>(node: &mut Node<T>, incoming: &str, mut acc: u32, mode: Mode) -> u
 }
 
 /// Merges incoming leaves into a row or the values root; returns the newest accepted HLC.
-fn merge_leaves(node: &mut Node<Leaf>, incoming: &Stamp<'_>, mode: Mode, max_time: u64) -> Result<String, InvalidStamps> {
+fn merge_leaves(node: &mut Node<Leaf>, incoming: &Stamp<'_>, mode: Mode, max_time: u64, accepted: &mut Vec<String>) -> Result<String, InvalidStamps> {
     let mut acc = if mode == Mode::Changes { node.hash } else { incoming.hash };
     let mut newest = incoming.hlc.to_owned();
     for (id, leaf_stamp) in members(incoming)? {
@@ -184,6 +193,7 @@ fn merge_leaves(node: &mut Node<Leaf>, incoming: &Stamp<'_>, mode: Mode, max_tim
         if mode == Mode::Changes {
             acc ^= term(id, old_hash) ^ term(id, leaf.hash);
         }
+        accepted.push(id.clone());
         if leaf_stamp.hlc > newest.as_str() {
             newest = leaf_stamp.hlc.to_owned();
         }
@@ -217,7 +227,7 @@ impl MergeableStore {
     /// Merges `[[tables, hlc?, hash?], [values, hlc?, hash?], 1?]` (deletions already decoded to
     /// `Undefined`) at local time `now`. Nothing is applied if any part is invalid. Content mode
     /// empties the store first and keeps the incoming hashes.
-    pub fn merge(&mut self, message: &JsValue, mode: Mode, now: u64) -> Result<(), InvalidStamps> {
+    pub fn merge(&mut self, message: &JsValue, mode: Mode, now: u64) -> Result<Touched, InvalidStamps> {
         let max_time = now + MAX_FUTURE_OFFSET_MS;
         let JsValue::Array(parts) = message else { return Err(InvalidStamps("not an array")) };
         match (mode, parts.len(), parts.get(2)) {
@@ -232,14 +242,15 @@ impl MergeableStore {
             self.tables = Node::default();
             self.values = Node::default();
         }
-        let newest_table = self.merge_tables(&tables, mode, max_time)?;
-        let newest_value = merge_leaves(&mut self.values, &values, mode, max_time)?;
+        let mut touched = Touched::default();
+        let newest_table = self.merge_tables(&tables, mode, max_time, &mut touched)?;
+        let newest_value = merge_leaves(&mut self.values, &values, mode, max_time, &mut touched.values)?;
         let newest = newest_table.max(newest_value);
         self.clock.seen(Some(&newest), now);
-        Ok(())
+        Ok(touched)
     }
 
-    fn merge_tables(&mut self, incoming: &Stamp<'_>, mode: Mode, max_time: u64) -> Result<String, InvalidStamps> {
+    fn merge_tables(&mut self, incoming: &Stamp<'_>, mode: Mode, max_time: u64, touched: &mut Touched) -> Result<String, InvalidStamps> {
         let mut acc = if mode == Mode::Changes { self.tables.hash } else { incoming.hash };
         let mut newest = incoming.hlc.to_owned();
         for (table_id, table_stamp) in members(incoming)? {
@@ -252,7 +263,9 @@ impl MergeableStore {
                 let row_stamp = stamp(row_stamp, mode, max_time)?;
                 let row = table.child(row_id);
                 let old_row_hash = row.hash;
-                let row_newest = merge_leaves(row, &row_stamp, mode, max_time)?;
+                let mut cells = Vec::new();
+                let row_newest = merge_leaves(row, &row_stamp, mode, max_time, &mut cells)?;
+                touched.cells.extend(cells.into_iter().map(|cell| (table_id.clone(), row_id.clone(), cell)));
                 if mode == Mode::Changes {
                     table_acc ^= if old_row_hash == 0 { 0 } else { term(row_id, old_row_hash) } ^ term(row_id, row.hash);
                 }
