@@ -44,6 +44,9 @@ fn empty_stamp() -> JsValue {
     JsValue::Array(vec![JsValue::Object(Vec::new())])
 }
 
+/// The touched rows of one table, in first-touch order: row id → cell ids.
+type TouchedRows = Vec<(String, Vec<String>)>;
+
 impl MergeableStore {
     /// Writes one cell locally at time `now` (`Undefined` deletes it). Writing the value the cell
     /// already has does nothing. Returns what was touched.
@@ -71,7 +74,7 @@ impl MergeableStore {
 
     /// `[tablesStamp, valuesStamp, 1]` holding the touched leaves and their ancestors.
     pub fn transaction_changes(&self, touched: &Touched, with_hashes: bool) -> JsValue {
-        let mut tables: Vec<(String, Vec<(String, Vec<String>)>)> = Vec::new();
+        let mut tables: Vec<(String, TouchedRows)> = Vec::new();
         for (table, row, cell) in &touched.cells {
             let cells = group(group(&mut tables, table), row);
             if !cells.contains(cell) {
