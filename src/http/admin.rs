@@ -167,7 +167,7 @@ async fn dump(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpRespon
     let inspection = match room.inspect().await {
         Ok(Some(inspection)) => inspection,
         Ok(None) => return HttpResponse::InternalServerError().body("room storage unavailable"),
-        Err(_) => return shutting_down(),
+        Err(_) => return super::shutting_down(),
     };
     let raw = |text: String| RawValue::from_string(text).ok();
     let entries: Vec<_> = inspection.reference_entries.into_iter().map(|(key, value)| json!([key, raw(value)])).collect();
@@ -196,7 +196,7 @@ async fn delete(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResp
             HttpResponse::Ok().json(json!({"deleted": {"party": key.party(), "room": key.room()}}))
         }
         Ok(false) => HttpResponse::InternalServerError().body("storage error"),
-        Err(_) => shutting_down(),
+        Err(_) => super::shutting_down(),
     }
 }
 
@@ -220,11 +220,8 @@ async fn write(req: &HttpRequest, payload: web::Payload, state: &AppState, party
         Ok(ServerWriteResult::NothingAccepted) => "[{},{},1]".to_owned(),
         Ok(ServerWriteResult::NoStore) => return HttpResponse::NotFound().body("the room has no store"),
         Ok(ServerWriteResult::StorageFailed) => return HttpResponse::InternalServerError().body("storage error"),
-        Err(_) => return shutting_down(),
+        Err(_) => return super::shutting_down(),
     };
     HttpResponse::Ok().content_type("application/json").body(applied)
 }
 
-fn shutting_down() -> HttpResponse {
-    HttpResponse::ServiceUnavailable().body("server shutting down")
-}

@@ -200,6 +200,11 @@ fn with_party_headers(mut response: HttpResponse, party: &PartyConfig) -> HttpRe
     response
 }
 
+/// The answer when the server stops while a request waits on a room (503).
+pub(crate) fn shutting_down() -> HttpResponse {
+    unavailable(&Unavailable::ShuttingDown)
+}
+
 /// The answer when a room cannot be reached (503).
 pub(crate) fn unavailable(unavailable: &Unavailable) -> HttpResponse {
     HttpResponse::ServiceUnavailable().body(unavailable.to_string())

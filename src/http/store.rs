@@ -55,7 +55,7 @@ async fn put(req: &HttpRequest, payload: web::Payload, state: &AppState, party: 
             HttpResponse::PayloadTooLarge().body(format!("the store would be larger than {} bytes", party.limits.max_room_bytes))
         }
         Ok(PutResult::StorageFailed) => HttpResponse::InternalServerError().body("storage error"),
-        Err(_) => shutting_down(),
+        Err(_) => super::shutting_down(),
     }
 }
 
@@ -68,12 +68,9 @@ async fn get(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpRespons
         Ok(GetResult::Store(body)) => body,
         Ok(GetResult::NoStore) => bytes::Bytes::new(),
         Ok(GetResult::StorageFailed) => return HttpResponse::InternalServerError().body("storage error"),
-        Err(_) => return shutting_down(),
+        Err(_) => return super::shutting_down(),
     };
     HttpResponse::Ok().insert_header((header::CONTENT_TYPE, GET_CONTENT_TYPE)).body(body)
 }
 
-fn shutting_down() -> HttpResponse {
-    HttpResponse::ServiceUnavailable().body("server shutting down")
-}
 

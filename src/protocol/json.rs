@@ -311,12 +311,23 @@ impl Members {
     /// JavaScript's own-key order: array-index keys ascending, then the rest as inserted.
     fn into_js_order(self) -> Vec<(String, JsValue)> {
         let mut list = self.list;
-        if list.iter().any(|(key, _)| is_array_index(key).is_some()) {
-            // A stable sort keeps the insertion order of the non-index keys.
-            list.sort_by_key(|(key, _)| is_array_index(key).map_or((1, 0), |index| (0, index)));
-        }
+        sort_js_keys(&mut list);
         list
     }
+}
+
+/// Puts members in JavaScript's own-key order: array-index keys ascending, then the others in
+/// their current order (the sort is stable).
+pub fn sort_js_keys<K: AsRef<str>, V>(members: &mut [(K, V)]) {
+    if members.iter().any(|(key, _)| is_array_index(key.as_ref()).is_some()) {
+        members.sort_by_key(|(key, _)| is_array_index(key.as_ref()).map_or((1, 0), |index| (0, index)));
+    }
+}
+
+/// An object value with its members in JavaScript's own-key order.
+pub fn js_object(mut members: Vec<(String, JsValue)>) -> JsValue {
+    sort_js_keys(&mut members);
+    JsValue::Object(members)
 }
 
 /// The array index an id stands for: canonical decimal `0` ..= `4294967294`.

@@ -6,7 +6,6 @@ pub mod process;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::http::StatusCode;
@@ -182,8 +181,4 @@ where
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-}
-
-pub fn shared<T>(value: T) -> Arc<T> {
-    Arc::new(value)
 }

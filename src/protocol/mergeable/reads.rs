@@ -3,13 +3,8 @@
 //! `[thing]` when the HLC is empty).
 
 use super::tree::{Leaf, MergeableStore, Node, Row, Table};
-use crate::protocol::json::{is_array_index, JsValue};
+use crate::protocol::json::{js_object as object, JsValue};
 
-/// An object with JavaScript's own-key order: array-index keys first, then insertion order.
-fn object(mut members: Vec<(String, JsValue)>) -> JsValue {
-    members.sort_by_key(|(key, _)| is_array_index(key).map_or((1, 0), |index| (0, index)));
-    JsValue::Object(members)
-}
 
 fn short_stamp(thing: JsValue, hlc: &str) -> JsValue {
     if hlc.is_empty() {

@@ -305,8 +305,8 @@ fn write_leaf(out: &mut String, leaf: &Leaf) {
 
 /// Writes `[{id: child…}, hlc, hash]` with the children in JavaScript key order.
 fn write_node<T>(out: &mut String, node: &Node<T>, write_child: impl Fn(&mut String, &T)) {
-    let mut children: Vec<&(String, T)> = node.children.iter().collect();
-    children.sort_by_key(|(id, _)| json::is_array_index(id).map_or((1, 0), |index| (0, index)));
+    let mut children: Vec<(&str, &T)> = node.children.iter().map(|(id, child)| (id.as_str(), child)).collect();
+    json::sort_js_keys(&mut children);
     out.push_str("[{");
     for (i, (id, child)) in children.into_iter().enumerate() {
         if i > 0 {

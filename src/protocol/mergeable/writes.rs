@@ -3,12 +3,7 @@
 //! persister saves (3-element stamps with the containers' current hashes).
 
 use super::tree::{Leaf, MergeableStore, Mode, Node, Touched};
-use crate::protocol::json::{is_array_index, JsValue};
-
-fn object(mut members: Vec<(String, JsValue)>) -> JsValue {
-    members.sort_by_key(|(key, _)| is_array_index(key).map_or((1, 0), |index| (0, index)));
-    JsValue::Object(members)
-}
+use crate::protocol::json::{js_object as object, JsValue};
 
 fn text(value: &str) -> JsValue {
     JsValue::String(value.to_owned())
