@@ -264,3 +264,48 @@ fn values_json() {
         assert_eq!(leaf_hash(&stored, &string(field(case, "hlc"))), number(field(case, "hash")), "{}", string(field(case, "name")));
     }
 }
+
+#[test]
+fn every_message_in_the_relay_and_persistence_transcripts_is_valid() {
+    use partyd::protocol::json::parse;
+    use partyd::protocol::mergeable::message::validate;
+    let mut checked = 0;
+    for name in ["transcripts/ws-relay.json", "transcripts/ws-persist.json"] {
+        let file = vectors(name);
+        for event in file["events"].as_array().unwrap() {
+            for direction in ["in", "out"] {
+                let Some(frame) = event[direction].as_str() else { continue };
+                let (_, remainder) = frame.split_once('\n').expect("legacy framing: prefix, newline, message");
+                let message = parse(remainder, true).unwrap_or_else(|error| panic!("{name}: {error}: {remainder}"));
+                if let Err(error) = validate(&message) {
+                    panic!("{name}: {error}: {remainder}");
+                }
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 40, "only {checked} messages were checked");
+}
+
+#[test]
+fn the_messages_that_ws_errors_shows_closed_with_1007_are_invalid_and_the_others_valid() {
+    use partyd::protocol::json::parse;
+    use partyd::protocol::mergeable::message::validate;
+    let file = vectors("transcripts/ws-errors.json");
+    let events = file["events"].as_array().unwrap();
+    let (mut invalid, mut valid) = (0, 0);
+    for (i, event) in events.iter().enumerate() {
+        let Some(frame) = event["in"].as_str() else { continue };
+        let next = events[i + 1..].iter().find(|later| later["conn"] == event["conn"]);
+        let closed_invalid = next.is_some_and(|next| next["code"] == 1007 && next["reason"] == "tinybase:14");
+        let fragment_or_multiplexed = frame.split('\n').nth(1).is_some_and(|second| second.len() == 16 && !second.starts_with('[')) || frame.starts_with("M\n");
+        if fragment_or_multiplexed {
+            continue;
+        }
+        let parsed = frame.split_once('\n').and_then(|(_, remainder)| parse(remainder, true).ok());
+        let is_valid = parsed.as_ref().is_some_and(|message| validate(message).is_ok());
+        assert_eq!(is_valid, !closed_invalid, "{frame:?}");
+        if closed_invalid { invalid += 1 } else { valid += 1 }
+    }
+    assert!(invalid >= 8 && valid >= 3, "{invalid} invalid, {valid} valid");
+}
