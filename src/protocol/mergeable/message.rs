@@ -27,17 +27,18 @@ pub enum MessageType {
 
 impl MessageType {
     fn from_number(number: f64) -> Option<Self> {
-        Some(match number {
-            n if n == 0.0 => Self::Response,
-            n if n == 1.0 => Self::GetContentHashes,
-            n if n == 2.0 => Self::ContentHashes,
-            n if n == 3.0 => Self::ContentDiff,
-            n if n == 4.0 => Self::GetTableDiff,
-            n if n == 5.0 => Self::GetRowDiff,
-            n if n == 6.0 => Self::GetCellDiff,
-            n if n == 7.0 => Self::GetValueDiff,
-            _ => return None,
-        })
+        const KINDS: [MessageType; 8] = [
+            MessageType::Response,
+            MessageType::GetContentHashes,
+            MessageType::ContentHashes,
+            MessageType::ContentDiff,
+            MessageType::GetTableDiff,
+            MessageType::GetRowDiff,
+            MessageType::GetCellDiff,
+            MessageType::GetValueDiff,
+        ];
+        // Only whole numbers 0 to 7 name a message (1.5 or -0.5 do not).
+        (number.fract() == 0.0 && (0.0..8.0).contains(&number)).then(|| KINDS[number as usize])
     }
 }
 
