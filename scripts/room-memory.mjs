@@ -24,7 +24,7 @@ const start = (idleUnloadSeconds) =>
     let log = '';
     child.stderr.on('data', (chunk) => {
       log += chunk;
-      const found = /listening on ([0-9.:]+)/.exec(log);
+      const found = /listening on ([0-9.:]+)/.exec(log); // text or JSON log line
       if (found) resolve({child, base: `http://${found[1]}`});
     });
     child.on('exit', (code) => reject(new Error(`partyd exited with ${code}: ${log}`)));

@@ -45,7 +45,7 @@ pub struct Cli {
     /// Enables the admin API (`/_partyd/…`) for requests bearing this token.
     #[arg(long, env = "PARTYD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
-    /// Log format: `pretty` for people (the default on a terminal), `json` for machines.
+    /// Log format: `pretty` for people, `json` for machines (default: pretty on a terminal, else json).
     #[arg(long, env = "PARTYD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// An offline command instead of serving (the data dir must not be in use).

@@ -88,13 +88,15 @@ async fn wait_for_stop_signal() {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`); pretty on a terminal, else as chosen.
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`): as chosen, else pretty for people on
+/// a terminal and JSON lines for machines everywhere else.
 fn init_tracing(format: Option<LogFormat>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let terminal = std::io::stderr().is_terminal();
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(terminal);
-    match format.unwrap_or(LogFormat::Pretty) {
+    let default = if terminal { LogFormat::Pretty } else { LogFormat::Json };
+    match format.unwrap_or(default) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Pretty => builder.init(),
     }

@@ -42,8 +42,11 @@ impl Partyd {
         let addr = loop {
             let line = lines.next().expect("partyd exited before listening").expect("read stderr");
             log.lock().unwrap().push(line.clone());
-            if let Some((_, addr)) = line.split_once("listening on ") {
-                break addr.trim().trim_end_matches('"').parse().expect("address");
+            // The line is text or JSON (the log format follows the terminal); the address is
+            // the run of address characters after the words.
+            if let Some((_, rest)) = line.split_once("listening on ") {
+                let addr: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')).collect();
+                break addr.parse().expect("address");
             }
         };
         // Keep reading the log so the child never blocks on a full pipe.
