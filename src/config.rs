@@ -154,8 +154,9 @@ impl std::fmt::Display for PartyKind {
 /// The configuration cannot be used; every message names the file and, where there is one, the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// The file cannot be read.
-    #[error("{path}: cannot read the configuration file: {source} (pass another with --config or PARTYD_CONFIG)")]
+    /// The file cannot be read (a relative path is also shown resolved, so a wrong working
+    /// directory is plain to see).
+    #[error("{path}: cannot read the configuration file{}: {source} (pass another with --config or PARTYD_CONFIG)", looked_for(.path))]
     Read {
         /// The file.
         path: PathBuf,
@@ -312,6 +313,14 @@ impl Config {
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.data_dir = data_dir;
         config
+    }
+}
+
+/// ` (looked for /abs/path)` when `path` is relative, else nothing.
+fn looked_for(path: &Path) -> String {
+    match std::path::absolute(path) {
+        Ok(absolute) if path.is_relative() => format!(" (looked for {})", absolute.display()),
+        _ => String::new(),
     }
 }
 
