@@ -97,6 +97,74 @@ fn a_missing_file_is_named() {
 }
 
 #[test]
+fn a_missing_default_file_says_where_it_looked() {
+    let missing = ConfigError::Read { path: PathBuf::from(DEFAULT_CONFIG_FILE), source: std::io::ErrorKind::NotFound.into() };
+    let message = missing.to_string();
+    let looked = std::env::current_dir().unwrap().join("party.toml");
+    assert!(message.starts_with("./party.toml: ") && message.contains(&format!("looked for {}", looked.display())), "{message}");
+    assert!(message.contains("--config") && message.contains("PARTYD_CONFIG"), "{message}");
+    let cli = Cli::try_parse_from(["partyd", "--config", "no-such-dir/party.toml"]).unwrap();
+    let message = Config::load(&cli).unwrap_err().to_string();
+    let looked = std::env::current_dir().unwrap().join("no-such-dir/party.toml");
+    assert!(message.contains(&looked.display().to_string()), "{message}");
+}
+
+#[test]
+fn every_flag_has_a_partyd_env_var() {
+    let command = Cli::command();
+    let flags: Vec<_> = command.get_arguments().filter(|arg| !["help", "version"].contains(&arg.get_id().as_str())).collect();
+    for arg in &flags {
+        let env = arg.get_env().and_then(|env| env.to_str());
+        assert!(env.is_some_and(|env| env.starts_with("PARTYD_")), "--{} has env {env:?}", arg.get_id());
+    }
+    let ids: Vec<_> = flags.iter().map(|arg| arg.get_id().as_str()).collect();
+    assert!(["config", "listen", "data_dir"].iter().all(|id| ids.contains(id)), "{ids:?}");
+}
+
+/// Set in the child process of the environment test.
+const ENV_CHILD: &str = "PARTYD_CONFIG_TEST_ENV_CHILD";
+
+#[test]
+fn the_environment_feeds_the_flags_and_the_flags_beat_it() {
+    // clap reads the environment while parsing and the tests share one process, so the checks run
+    // in a child (this same test) with its own environment.
+    if std::env::var_os(ENV_CHILD).is_some() {
+        let config = Config::load(&Cli::try_parse_from(["partyd"]).unwrap()).unwrap();
+        assert_eq!(config.source, PathBuf::from(std::env::var_os("PARTYD_CONFIG").unwrap()));
+        assert_eq!((config.listen, config.data_dir), ("127.0.0.1:0".parse().unwrap(), PathBuf::from("from-env")));
+        let cli = Cli::try_parse_from(["partyd", "--listen", "127.0.0.1:7", "--data-dir", "from-flag"]).unwrap();
+        let config = Config::load(&cli).unwrap();
+        assert_eq!((config.listen, config.data_dir), ("127.0.0.1:7".parse().unwrap(), PathBuf::from("from-flag")));
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("env.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\ndata_dir = \"from-file\"\n").unwrap();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["config::tests::the_environment_feeds_the_flags_and_the_flags_beat_it", "--exact"])
+        .env(ENV_CHILD, "1")
+        .env("PARTYD_CONFIG", &file)
+        .env("PARTYD_LISTEN", "127.0.0.1:0")
+        .env("PARTYD_DATA_DIR", "from-env")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    // "1 passed" also catches a renamed test, which would otherwise run nothing and succeed.
+    assert!(output.status.success() && report.contains("1 passed"), "{report}{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[test]
+fn party_names_are_checked() {
+    let party = |name: &str| format!("[parties.\"{name}\"]\nkind = \"tinybase-persister\"\n");
+    let longest = "x".repeat(MAX_PARTY_NAME_BYTES);
+    assert!(parse(&party(&longest)).unwrap().party(&longest).is_some());
+    for name in ["", "a/b", "a\\u0007b", &"x".repeat(MAX_PARTY_NAME_BYTES + 1)] {
+        let message = error(&party(name));
+        assert!(message.starts_with("party.toml: parties.") && message.contains("party name"), "{name:?}: {message}");
+    }
+}
+
+#[test]
 fn bad_input_names_the_file_and_the_key() {
     let cases = [
         ("surprise = 1", "surprise"),
