@@ -147,9 +147,32 @@ mod tests {
         }
     }
 
+    /// Ids as TinyBase may send them: anything, the characters that delimit the reference's
+    /// keys (quote, backslash, comma) and NUL, and long ones.
+    fn id() -> impl Strategy<Value = String> {
+        prop_oneof![".*", "[\"\\\\,\\x00ab]{0,6}", ".{200,1000}"]
+    }
+
+    /// Names from a tiny alphabet, so that near-collisions (`a`/`ab`, `p`+`qr`/`pq`+`r`) are common.
+    fn name() -> impl Strategy<Value = String> {
+        "[pqr\\x00]{0,4}"
+    }
+
     proptest! {
         #[test]
-        fn entry_keys_round_trip(table in ".*", row in ".*", cell in ".*", id in ".*") {
+        fn a_room_prefix_never_starts_another_rooms_key(
+            (p1, r1, p2, r2) in (name(), name(), name(), name()),
+            entry in proptest::collection::vec(any::<u8>(), 0..12),
+        ) {
+            prop_assume!((&p1, &r1) != (&p2, &r2));
+            let mut other_key = room_prefix(&p2, &r2);
+            other_key.extend_from_slice(&entry);
+            prop_assert!(!other_key.starts_with(&room_prefix(&p1, &r1)), "{:?}/{:?} vs {:?}/{:?} + {:?}", p1, r1, p2, r2, entry);
+            prop_assert!(other_key.first() != Some(&index_prefix()[0]), "room keys never look like index keys");
+        }
+
+        #[test]
+        fn entry_keys_round_trip(table in id(), row in id(), cell in id(), id in id()) {
             for key in [PersisterKey::StoreFlag, PersisterKey::Cell { table, row, cell }, PersisterKey::Value { id }] {
                 prop_assert_eq!(decode_persister_entry_key(&persister_entry_key(&key)), Some(key));
             }

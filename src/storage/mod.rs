@@ -2,6 +2,8 @@
 //! HTTP, websockets or TinyBase. Writes are atomic batches; durability comes from
 //! [`Storage::durable`], a group commit shared by every room.
 
+#[cfg(test)]
+mod crash_tests;
 mod flusher;
 pub mod layout;
 mod sled_store;

@@ -36,6 +36,17 @@ impl SledStorage {
     }
 }
 
+#[cfg(test)]
+impl SledStorage {
+    /// Every key of the tree, rooms and index alike (for tests that check nothing stray is left).
+    pub(crate) fn raw_len(&self) -> usize {
+        self.db.len()
+    }
+}
+
+/// Sorts sled's open errors. sled 0.34 reports a held lock (an flock on `<dir>/db`, taken per
+/// open file, so a second open in the same process is refused too) only as an `Io` error of kind
+/// `Other` with the text "could not acquire lock"; the text is all there is to match on.
 fn open_error(dir: &Path, error: sled::Error) -> StorageError {
     let path = PathBuf::from(dir);
     match error {
@@ -181,6 +192,63 @@ mod tests {
         assert!(storage.load_room(room("b")).unwrap().is_empty());
     }
 
+    #[tokio::test]
+    async fn one_write_of_many_entries_lands_whole_and_removals_in_it_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = |range: std::ops::Range<u32>| range.map(|i| format!("k{i:04}")).collect::<Vec<_>>();
+        {
+            let storage = SledStorage::open(dir.path()).unwrap();
+            storage.write(room("big"), keys(0..1000).iter().map(|k| set(k, k)).collect(), 0).unwrap();
+            let mut second: Vec<_> = keys(0..500).into_iter().map(|k| EntryWrite { key: k.into_bytes(), value: None }).collect();
+            second.extend(keys(1000..1500).iter().map(|k| set(k, "new")));
+            storage.write(room("big"), second, 0).unwrap();
+            storage.durable().await.unwrap();
+        }
+        let entries = reopen(dir.path()).load_room(room("big")).unwrap();
+        let expected: Vec<_> = keys(500..1500)
+            .into_iter()
+            .map(|k| {
+                let value = if k.as_str() < "k1000" { k.clone() } else { "new".to_owned() };
+                (k.into_bytes(), value.into_bytes())
+            })
+            .collect();
+        assert_eq!(entries, expected);
+    }
+
+    #[tokio::test]
+    async fn a_hundred_concurrent_tickets_share_fewer_flushes_and_all_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SledStorage::open(dir.path()).unwrap();
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                let storage = storage.clone();
+                tokio::spawn(async move {
+                    storage.write(room(&i.to_string()), vec![set("k", &"x".repeat(1000))], 1)?;
+                    storage.durable().await
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap().unwrap();
+        }
+        let stats = storage.flush_stats();
+        assert_eq!(stats.tickets, 100, "{stats:?}");
+        assert!(stats.flushes < stats.tickets, "group commit must share flushes: {stats:?}");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_storage_flushes_and_answers_pending_tickets() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SledStorage::open(dir.path()).unwrap();
+        storage.write(room("r"), vec![set("k", "v")], 1).unwrap();
+        let tickets: Vec<_> = (0..10).map(|_| storage.durable()).collect();
+        drop(storage);
+        for ticket in tickets {
+            ticket.await.unwrap();
+        }
+        assert_eq!(reopen(dir.path()).load_room(room("r")).unwrap(), vec![(b"k".to_vec(), b"v".to_vec())]);
+    }
+
     /// Opens a dir this process just closed. sled's I/O threads may still hold the file lock
     /// for a moment after the last `Db` is dropped, so poll (with a deadline) until they let go.
     fn reopen(dir: &Path) -> Arc<SledStorage> {
@@ -212,6 +280,7 @@ mod tests {
         let error = SledStorage::open(dir.path()).err().expect("a garbage dir must not open");
         assert!(error.to_string().contains(&dir.path().display().to_string()), "{error}");
         assert_eq!(std::fs::read(dir.path().join("db")).unwrap(), vec![0xAB; 4096], "nothing was touched");
+        assert_eq!(std::fs::read(dir.path().join("conf")).unwrap(), b"garbage, not a sled config");
     }
 
     #[test]
