@@ -7,17 +7,25 @@ use std::fmt;
 
 use super::json::{escape_char, is_array_index};
 
-/// A table, row or cell id.
+/// A table, row or cell id, ordered as the reference's storage keys list it: array-index ids
+/// first (numerically), then by the bytes of `esc(id) + '"'`. No `Borrow<str>`: its order is not
+/// `str`'s, so a map keyed by it must be searched with a `TabularId`.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct TabularId(Box<str>);
 
-/// A value id.
+/// A value id: array-index ids first (numerically), then by raw UTF-8 bytes. No `Borrow<str>`,
+/// for the same reason as [`TabularId`].
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct ValueId(Box<str>);
 
 macro_rules! id_basics {
     ($id:ident) => {
         impl $id {
+            /// Wraps an id.
+            pub fn new(id: String) -> Self {
+                Self(id.into_boxed_str())
+            }
+
             /// The id as given.
             pub fn as_str(&self) -> &str {
                 &self.0
@@ -26,7 +34,7 @@ macro_rules! id_basics {
 
         impl From<String> for $id {
             fn from(id: String) -> Self {
-                Self(id.into_boxed_str())
+                Self::new(id)
             }
         }
 

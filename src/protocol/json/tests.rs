@@ -89,6 +89,79 @@ fn array_indices_are_canonical_decimals_below_2_to_32_minus_1() {
     }
 }
 
+#[test]
+fn more_numbers_agree_with_node() {
+    // Printed by: node -e 'for (const x of process.argv.slice(1)) console.log(x, JSON.stringify(JSON.parse(x)))' \
+    //   999999999999999999999 0.0000001234 123.456e5 2.2250738585072014e-308 4.9406564584124654e-324 \
+    //   2.4703282292062327e-324 2.4703282292062328e-324 1.00000000000000011102230246251565404236316680908203125 \
+    //   0.30000000000000004 -1.5e-9 12345678901234567890123e-3 1e-6 9.999999999999999e20 1e+308   (node v20+)
+    let cases = [
+        ("999999999999999999999", "1e+21"),
+        ("0.0000001234", "1.234e-7"),
+        ("123.456e5", "12345600"),
+        ("2.2250738585072014e-308", "2.2250738585072014e-308"),
+        ("4.9406564584124654e-324", "5e-324"),
+        ("2.4703282292062327e-324", "0"),
+        ("2.4703282292062328e-324", "5e-324"),
+        // Exactly halfway between 1 and the next double: rounds to even.
+        ("1.00000000000000011102230246251565404236316680908203125", "1"),
+        ("0.30000000000000004", "0.30000000000000004"),
+        ("-1.5e-9", "-1.5e-9"),
+        ("12345678901234567890123e-3", "12345678901234567000"),
+        ("1e-6", "0.000001"),
+        ("9.999999999999999e20", "999999999999999900000"),
+        ("1e+308", "1e+308"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(stored(input), expected, "{input}");
+    }
+    let mut out = String::new();
+    for n in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0] {
+        write_number(n, &mut out);
+        out.push(' ');
+    }
+    assert_eq!(out, "null null null 0 ");
+}
+
+#[test]
+fn every_escape_parses() {
+    let value = parse(r#""\"\\\/\b\f\n\r\t\u0041\u00e9\u20AC\ud83d\ude00\uFFFC""#, false).unwrap();
+    assert_eq!(value, JsValue::String("\"\\/\u{8}\u{c}\n\r\tAé€😀\u{FFFC}".into()));
+    // An escaped marker is the marker too (JSON.parse sees the same string).
+    assert_eq!(parse(r#"["\uFFFC","\ufffc"]"#, true).unwrap(), JsValue::Array(vec![JsValue::Undefined, JsValue::Undefined]));
+    assert_eq!(parse("\"\u{FFFC}x\"", true).unwrap(), JsValue::String("\u{FFFC}x".into()), "only the exact marker");
+    for bad in [r#""\u12""#, r#""\u12G4""#, r#""\ud83d\u0041""#, r#""\ud83d""#, r#""\U0041""#, r#""\'""#, "\"\\", "\"\t\""] {
+        assert!(parse(bad, false).is_err(), "{bad:?}");
+    }
+}
+
+#[test]
+fn nesting_is_limited_without_overflowing_the_stack() {
+    let nest = |n: usize| "[".repeat(n) + &"]".repeat(n);
+    assert!(parse(&nest(MAX_DEPTH + 1), false).is_ok(), "MAX_DEPTH levels below the top one are fine");
+    assert!(parse(&nest(MAX_DEPTH + 2), false).is_err());
+    assert!(parse(&"[{\"a\":".repeat(1_000_000), false).is_err());
+    assert!(parse(&"[".repeat(1_000_000), true).is_err());
+}
+
+#[test]
+fn big_objects_parse_in_linear_time_with_javascript_duplicates() {
+    // 200,000 members, every key given twice: a quadratic duplicate check would take minutes.
+    let n = 100_000;
+    let mut text = String::from("{");
+    for pass in 0..2 {
+        for i in 0..n {
+            text.push_str(&format!("\"k{i}\":{},", pass * n + i));
+        }
+    }
+    text.push_str("\"5\":0}");
+    let JsValue::Object(members) = parse(&text, false).unwrap() else { panic!() };
+    assert_eq!(members.len(), n + 1);
+    assert_eq!(members[0], ("5".to_owned(), JsValue::Number(0.0)), "array-index keys first");
+    assert_eq!(members[1], ("k0".to_owned(), JsValue::Number(n as f64)), "last value at the first position");
+    assert_eq!(members[n], (format!("k{}", n - 1), JsValue::Number((2 * n - 1) as f64)));
+}
+
 fn js_value() -> impl Strategy<Value = JsValue> {
     let leaf = prop_oneof![
         Just(JsValue::Null),
@@ -105,10 +178,44 @@ fn js_value() -> impl Strategy<Value = JsValue> {
     })
 }
 
+/// Values as a change may carry them: with `undefined` anywhere inside, but no string equal to the marker.
+fn js_value_with_undefined() -> impl Strategy<Value = JsValue> {
+    let leaf = prop_oneof![
+        Just(JsValue::Undefined),
+        Just(JsValue::Null),
+        any::<bool>().prop_map(JsValue::Bool),
+        any::<f64>().prop_filter("finite", |n| n.is_finite()).prop_map(JsValue::Number),
+        ".*".prop_filter("not the marker", |s| s != MARKER).prop_map(JsValue::String),
+    ];
+    leaf.prop_recursive(4, 32, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(JsValue::Array),
+            proptest::collection::btree_map(".{0,3}", inner, 0..6).prop_map(|members| js_object(members.into_iter().collect())),
+        ]
+    })
+}
+
+/// Text made mostly of JSON's own characters, so that the parser gets past the first byte.
+const JSONISH: &str = r#"[\[\]{}",:0-9eE.+\- \ntrufalsn\\u\x{FFFC}\x{D7FF}\x{10000}a]{0,48}"#;
+
 proptest! {
     #[test]
-    fn parsing_never_panics(text in ".*") {
+    fn parsing_never_panics(text in ".*", jsonish in JSONISH, bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let _ = parse(&text, true);
+        let _ = parse(&jsonish, true);
+        let _ = parse(&jsonish, false);
+        let _ = parse(&String::from_utf8_lossy(&bytes), false);
+    }
+
+    #[test]
+    fn the_wire_form_parses_back_to_the_same_value(value in js_value_with_undefined()) {
+        let mut wire = String::new();
+        write_wire(&value, &mut wire);
+        let parsed = parse(&wire, true).unwrap();
+        prop_assert_eq!(&parsed, &value);
+        let mut again = String::new();
+        write_wire(&parsed, &mut again);
+        prop_assert_eq!(again, wire);
     }
 
     #[test]

@@ -7,6 +7,10 @@ mod permissions;
 mod store;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_edges;
+#[cfg(test)]
+mod tests_model;
 
 pub use parse::{parse_changes, parse_content, parse_frame, IgnoredFrame, InvalidContent};
 pub use permissions::{CellType, Permissions};
@@ -55,6 +59,17 @@ fn is_valid_cell(value: &JsValue) -> bool {
     }
 }
 
+/// Whether an `undefined` (a decoded marker) is anywhere inside: only then do the stored and the
+/// broadcast forms differ.
+fn holds_undefined(value: &JsValue) -> bool {
+    match value {
+        JsValue::Undefined => true,
+        JsValue::Array(items) => items.iter().any(holds_undefined),
+        JsValue::Object(members) => members.iter().any(|(_, member)| holds_undefined(member)),
+        JsValue::Null | JsValue::Bool(_) | JsValue::Number(_) | JsValue::String(_) => false,
+    }
+}
+
 /// A cell or value set by a change: its stored form, and its broadcast form when that differs
 /// (an array or object holding a deletion marker).
 #[derive(Clone, Debug, PartialEq)]
@@ -66,9 +81,11 @@ pub struct CellChange {
 impl CellChange {
     fn of(value: &JsValue) -> Self {
         let stored = CellText::of(value);
-        let mut wire = String::new();
-        json::write_wire(value, &mut wire);
-        let wire = (wire != stored.as_str()).then(|| wire.into_boxed_str());
+        let wire = holds_undefined(value).then(|| {
+            let mut wire = String::new();
+            json::write_wire(value, &mut wire);
+            wire.into_boxed_str()
+        });
         Self { stored, wire }
     }
 
@@ -92,6 +109,12 @@ pub struct Content {
 }
 
 impl Content {
+    /// True when the body was exactly `[{},{}]` (no table and no value at all). Content holding
+    /// only empty tables or rows is not empty, yet saves nothing: TinyBase's store-flag rule.
+    pub fn is_empty(&self) -> bool {
+        self.empty
+    }
+
     /// The stored size this content would have (ids and cell texts), as [`PersisterStore::stored_bytes`] counts it.
     pub fn stored_bytes(&self) -> usize {
         let cells: usize = self

@@ -218,7 +218,7 @@ fn to_js_string(value: &JsValue) -> String {
 /// JavaScript's `Number(string)`, as far as telling whether it is 1 needs: trimmed; empty is 0;
 /// `0x`/`0o`/`0b` integers; decimal literals with sign, fraction and exponent.
 fn string_to_number(s: &str) -> Option<f64> {
-    let s = s.trim_matches(|c: char| c.is_whitespace() || c == '\u{feff}');
+    let s = s.trim_matches(is_js_whitespace);
     if s.is_empty() {
         return Some(0.0);
     }
@@ -229,4 +229,10 @@ fn string_to_number(s: &str) -> Option<f64> {
     }
     let decimal = s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
     if decimal { s.parse().ok() } else { None }
+}
+
+/// JavaScript's `StrWhiteSpaceChar` (WhiteSpace and LineTerminator): Unicode's White_Space
+/// without U+0085 (NEL), plus U+FEFF.
+fn is_js_whitespace(c: char) -> bool {
+    (c.is_whitespace() && c != '\u{85}') || c == '\u{feff}'
 }
