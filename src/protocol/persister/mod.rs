@@ -11,6 +11,8 @@ mod tests;
 mod tests_edges;
 #[cfg(test)]
 mod tests_model;
+#[cfg(test)]
+mod tests_reference;
 
 pub use parse::{parse_changes, parse_content, parse_frame, IgnoredFrame, InvalidContent};
 pub use permissions::{CellType, Permissions};
