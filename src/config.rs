@@ -137,7 +137,8 @@ pub enum PartyKind {
     /// TinyBase's `createPartyKitPersister` protocol.
     #[serde(rename = "tinybase-persister")]
     TinybasePersister,
-    /// TinyBase's MergeableStore synchronizer (not supported yet; refused at load).
+    /// TinyBase's MergeableStore synchronizer (`createWsSynchronizer`), with the server's own
+    /// merged, durable replica.
     #[serde(rename = "tinybase-sync")]
     TinybaseSync,
 }
@@ -345,7 +346,13 @@ fn party_config(
         return Err(invalid("", format!("a party name must be 1 to {MAX_PARTY_NAME_BYTES} bytes, without '/' or control characters")));
     }
     if section.kind == PartyKind::TinybaseSync {
-        return Err(invalid("kind", "\"tinybase-sync\" is not supported yet; use \"tinybase-persister\"".into()));
+        // The synchronizer has no message prefix, and its writes are CRDT merges a schema
+        // filter would make diverge between replicas.
+        for (field, set) in [("message_prefix", section.message_prefix.is_some()), ("permissions", section.permissions.is_some()), ("schema", section.schema.is_some())] {
+            if set {
+                return Err(invalid(field, "is not supported by kind \"tinybase-sync\"".into()));
+            }
+        }
     }
     let store_path = section.store_path.unwrap_or_else(|| DEFAULT_STORE_PATH.to_owned());
     if !store_path.starts_with('/') || store_path.len() < 2 {

@@ -309,3 +309,101 @@ fn the_messages_that_ws_errors_shows_closed_with_1007_are_invalid_and_the_others
     }
     assert!(invalid >= 8 && valid >= 3, "{invalid} invalid, {valid} valid");
 }
+
+/// The participant `S` runs every pull of diffs.json itself: on the peer's ContentHashes it sends
+/// exactly the recorded requests, one at a time, addressed to that peer, and ends with the
+/// recorded store.
+#[test]
+fn the_participant_pulls_as_diffs_json_records() {
+    use partyd::protocol::mergeable::frame::decode;
+    use partyd::protocol::mergeable::participant::{Participant, Target};
+    use partyd::protocol::mergeable::tree::{MergeableStore, Mode};
+    let file = vectors("diffs.json");
+    let now = 1_700_000_100_000;
+    for pair in file["pairs"].as_array().unwrap() {
+        let name = pair["name"].as_str().unwrap();
+        for (me, peer, pull) in [("a", "b", &pair["aPullsB"]), ("b", "a", &pair["bPullsA"])] {
+            let load = |side: &str| {
+                let mut store = MergeableStore::new(pair[side]["uniqueId"].as_str().unwrap());
+                store.merge(&decoded(&pair["before"][side]["encodedContent"]), Mode::Content, now).unwrap();
+                store
+            };
+            let mut participant = Participant::new(load(me), 7);
+            let responder = load(peer);
+            let hashes = pull["otherHashes"].to_string();
+            let announce = decode(&format!("[\"tx1\",2,{hashes}]")).unwrap();
+            let mut reaction = participant.receive("peer", &announce, now);
+            for exchange in pull["exchanges"].as_array().unwrap() {
+                assert_eq!(reaction.sends.len(), 1, "{name}: one request at a time");
+                let sent = reaction.sends.remove(0);
+                assert_eq!(sent.to, Target::Client("peer".into()), "{name}");
+                let request = decode(&sent.remainder).unwrap();
+                let request_id = request.request_id.clone().unwrap();
+                assert!(request_id.starts_with("tx1."), "{name}: transaction id reused: {request_id}");
+                assert_eq!(request.kind.number() as u64, exchange["message"].as_u64().unwrap(), "{name}");
+                let mut body = String::new();
+                partyd::protocol::json::write_wire(&request.body, &mut body);
+                assert_eq!(body, js_text(&exchange["body"]), "{name}: body of {}", exchange["name"]);
+                let response = match request.kind.number() {
+                    4 => responder.table_diff(&request.body),
+                    5 => responder.row_diff(&request.body),
+                    6 => responder.cell_diff(&request.body),
+                    _ => responder.value_diff(&request.body),
+                };
+                let mut text = String::new();
+                partyd::protocol::json::write_wire(&response, &mut text);
+                let answer = decode(&format!("[\"{request_id}\",0,{text}]")).unwrap();
+                // An answer from anyone but the peer is ignored.
+                assert!(participant.receive("intruder", &answer, now).sends.is_empty());
+                reaction = participant.receive("peer", &answer, now);
+            }
+            assert!(reaction.sends.is_empty(), "{name}: nothing after the last answer");
+            assert_eq!(participant.next_deadline_ms(), None, "{name}: no request left waiting");
+            let expected = pair["after"][me]["encodedContent"].clone();
+            assert_eq!(participant.store.encoded_content(), js_text(&expected), "{name}: {me} after pulling");
+        }
+    }
+}
+
+/// Start-up (spec §5.1): S asks everyone for hashes; with no answer within the request timeout
+/// it abandons the pull and announces its own hashes; with an answer it pulls from the first
+/// answerer and announces afterwards.
+#[test]
+fn the_participant_starts_up_with_or_without_answers() {
+    use partyd::protocol::mergeable::frame::decode;
+    use partyd::protocol::mergeable::message::MessageType;
+    use partyd::protocol::mergeable::participant::{Participant, Target, REQUEST_TIMEOUT_MS};
+    use partyd::protocol::mergeable::tree::MergeableStore;
+    let now = 1_700_000_100_000;
+    let mut participant = Participant::new(MergeableStore::new("S"), 1);
+    let started = participant.start(now);
+    assert_eq!(started.sends.len(), 1);
+    assert_eq!(started.sends[0].to, Target::Everyone);
+    let ask = decode(&started.sends[0].remainder).unwrap();
+    assert_eq!(ask.kind, MessageType::GetContentHashes);
+    assert_eq!(participant.next_deadline_ms(), Some(now + REQUEST_TIMEOUT_MS));
+    assert!(participant.expire(now + REQUEST_TIMEOUT_MS - 1).sends.is_empty());
+    let expired = participant.expire(now + REQUEST_TIMEOUT_MS);
+    assert_eq!(expired.sends.len(), 1);
+    assert_eq!(expired.sends[0].to, Target::Everyone);
+    assert!(expired.sends[0].remainder.ends_with(",2,[0,0]]"), "{}", expired.sends[0].remainder);
+
+    // Answered: S pulls the answerer's value, then announces the merged hashes.
+    let mut participant = Participant::new(MergeableStore::new("S"), 2);
+    let ask = decode(&participant.start(now).sends[0].remainder).unwrap();
+    let mut client = MergeableStore::new("client");
+    client.set_value("open", partyd::protocol::json::JsValue::Bool(true), now);
+    let [tables, values] = client.content_hashes();
+    let answer = decode(&format!("[\"{}\",0,[{tables},{values}]]", ask.request_id.unwrap())).unwrap();
+    let reaction = participant.receive("client", &answer, now);
+    let request = decode(&reaction.sends[0].remainder).unwrap();
+    assert_eq!((request.kind, &reaction.sends[0].to), (MessageType::GetValueDiff, &Target::Client("client".into())));
+    let mut diff = String::new();
+    partyd::protocol::json::write_wire(&client.value_diff(&request.body), &mut diff);
+    let answer = decode(&format!("[\"{}\",0,{diff}]", request.request_id.unwrap())).unwrap();
+    let reaction = participant.receive("client", &answer, now);
+    assert_eq!(reaction.touched.values, vec!["open".to_owned()]);
+    assert_eq!(reaction.sends.len(), 1);
+    assert!(reaction.sends[0].remainder.ends_with(&format!(",2,[{tables},{values}]]")));
+    assert_eq!(participant.store.content_hashes(), client.content_hashes());
+}

@@ -17,7 +17,7 @@ use bytes::BytesMut;
 use futures_util::StreamExt as _;
 
 use crate::auth::{self, Access};
-use crate::config::{Config, PartyConfig};
+use crate::config::{Config, PartyConfig, PartyKind};
 use crate::metrics::Metrics;
 use crate::room::{RoomKey, Rooms, Unavailable};
 use crate::storage::Storage;
@@ -85,7 +85,14 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
         Err(error) => return with_party_headers(HttpResponse::BadRequest().body(format!("invalid room name: {error}")), party),
     };
     let upgrade = is_websocket_upgrade(req.headers());
-    let connection_id = upgrade.then(|| connection_id(req.query_string()));
+    let connection_id = match (upgrade, party.kind) {
+        (false, _) => None,
+        (true, PartyKind::TinybasePersister) => Some(connection_id(req.query_string())),
+        (true, PartyKind::TinybaseSync) => match sync_client_id(req.headers()) {
+            Ok(id) => Some(id),
+            Err(refusal) => return with_party_headers(*refusal, party),
+        },
+    };
     // A CORS preflight carries no credentials; it learns nothing but the party's headers.
     let access = if req.method() == Method::OPTIONS && !upgrade {
         Access::Read
@@ -163,7 +170,10 @@ async fn websocket(
         connection_id,
         access,
         ip_claim,
-        message_prefix: party.message_prefix.as_str().into(),
+        protocol: match party.kind {
+            PartyKind::TinybasePersister => ws::Protocol::Persister { message_prefix: party.message_prefix.as_str().into() },
+            PartyKind::TinybaseSync => ws::Protocol::Sync(Default::default()),
+        },
         limits: party.limits.clone(),
     };
     match ws::upgrade(req, payload, connection).await {
@@ -177,6 +187,26 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .get(header::UPGRADE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
+}
+
+/// A synchronizer socket's client id: its `Sec-WebSocket-Key`, as TinyBase's server uses it.
+/// A socket that offers the `tinybase` subprotocol (multiplexed channels) is refused: partyd
+/// speaks only the legacy framing so far.
+fn sync_client_id(headers: &HeaderMap) -> Result<Arc<str>, Box<HttpResponse>> {
+    let offers_multiplexing = headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|protocol| protocol.trim() == "tinybase");
+    if offers_multiplexing {
+        tracing::info!("refusing a multiplexed synchronizer socket");
+        return Err(Box::new(HttpResponse::BadRequest().body("the tinybase subprotocol (multiplexed channels) is not supported; use one socket per room")));
+    }
+    headers
+        .get(header::SEC_WEBSOCKET_KEY)
+        .and_then(|value| value.to_str().ok())
+        .map(Arc::from)
+        .ok_or_else(|| Box::new(HttpResponse::BadRequest().body("missing Sec-WebSocket-Key")))
 }
 
 /// The connection id: the form-decoded `_pk` query parameter (partysocket's id), else a new UUID.

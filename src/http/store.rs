@@ -1,12 +1,13 @@
-//! The store endpoint of a `tinybase-persister` room: PUT of the initial store, GET (and every
-//! other method) of the whole store, OPTIONS as a CORS preflight.
+//! The store endpoint: for a `tinybase-persister` room PUT of the initial store, GET (and every
+//! other method) of the whole store, OPTIONS as a CORS preflight; for a `tinybase-sync` room the
+//! merged store as plain JSON (or with stamps and hashes), PUT refused.
 
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::{read_body, AppState, BodyError};
 use crate::auth::Access;
-use crate::config::PartyConfig;
+use crate::config::{PartyConfig, PartyKind};
 use crate::protocol::persister::parse_content;
 use crate::room::{GetResult, PutResult, RoomKey};
 
@@ -18,6 +19,16 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, 
     if req.method() == Method::OPTIONS {
         return HttpResponse::NoContent().finish();
     }
+    if party.kind == PartyKind::TinybaseSync {
+        if req.method() == Method::PUT {
+            tracing::info!("refusing a PUT to a tinybase-sync room");
+            return HttpResponse::MethodNotAllowed()
+                .insert_header((header::ALLOW, "GET, HEAD, OPTIONS"))
+                .body("tinybase-sync rooms are written through the synchronizer, not PUT");
+        }
+        let mergeable = form_urlencoded::parse(req.query_string().as_bytes()).any(|(name, value)| name == "format" && value == "mergeable");
+        return get(state, party, key, mergeable).await;
+    }
     if req.method() == Method::PUT {
         if access == Access::Read {
             tracing::info!("refusing a PUT from a read-only client");
@@ -25,7 +36,7 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, 
         }
         return put(req, payload, state, party, key).await;
     }
-    get(state, party, key).await
+    get(state, party, key, false).await
 }
 
 async fn put(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
@@ -59,12 +70,14 @@ async fn put(req: &HttpRequest, payload: web::Payload, state: &AppState, party: 
     }
 }
 
-async fn get(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+/// The whole store; `mergeable` asks a `tinybase-sync` room for its stamps and hashes too.
+async fn get(state: &AppState, party: &PartyConfig, key: RoomKey, mergeable: bool) -> HttpResponse {
     let room = match state.rooms.room(party, key) {
         Ok(room) => room,
         Err(unavailable) => return super::unavailable(&unavailable),
     };
-    let body = match room.get().await {
+    let answer = if mergeable { room.get_mergeable().await } else { room.get().await };
+    let body = match answer {
         Ok(GetResult::Store(body)) => body,
         Ok(GetResult::NoStore) => bytes::Bytes::new(),
         Ok(GetResult::StorageFailed) => return HttpResponse::InternalServerError().body("storage error"),

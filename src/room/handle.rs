@@ -8,6 +8,7 @@ use bytes::Bytes;
 use tokio::sync::{mpsc, oneshot};
 
 use super::RoomKey;
+use crate::protocol::mergeable::frame::SyncMessage;
 use crate::protocol::persister::{Changes, Content};
 use crate::ws::outbox::Outbox;
 
@@ -93,6 +94,8 @@ pub(crate) enum Command {
     Changes { socket: SocketId, connection_id: Arc<str>, changes: Changes },
     Put { content: Content, reply: oneshot::Sender<PutResult> },
     Get { reply: oneshot::Sender<GetResult> },
+    GetMergeable { reply: oneshot::Sender<GetResult> },
+    Sync { socket: SocketId, recipient: String, remainders: Vec<String>, message: SyncMessage },
     Inspect { reply: oneshot::Sender<Option<Inspection>> },
     Delete { reply: oneshot::Sender<bool> },
     ServerChanges { changes: Changes, reply: oneshot::Sender<ServerWriteResult> },
@@ -163,6 +166,20 @@ impl RoomHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Get { reply }).await?;
         answer.await.map_err(|_| RoomGone)
+    }
+
+    /// A `tinybase-sync` room's merged store with stamps and hashes (TinyBase's encoded
+    /// mergeable content); `StorageFailed` for other kinds.
+    pub async fn get_mergeable(&self) -> Result<GetResult, RoomGone> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::GetMergeable { reply }).await?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Queues one valid synchronizer message from a socket of a `tinybase-sync` room, addressed
+    /// to `recipient` (`""` everyone, `S` the server); `remainders` are relayed byte for byte.
+    pub async fn send_sync(&self, socket: SocketId, recipient: String, remainders: Vec<String>, message: SyncMessage) -> Result<(), RoomGone> {
+        self.send(Command::Sync { socket, recipient, remainders, message }).await
     }
 
     /// The room's content, stored entries and connections; `None` if it cannot be loaded.

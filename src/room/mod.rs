@@ -6,8 +6,11 @@ mod handle;
 pub mod names;
 pub(crate) mod persisted;
 mod registry;
+mod sync;
+mod sync_persisted;
 mod task;
 
 pub use handle::{GetResult, Inspection, JoinOutcome, PutResult, RoomGone, RoomHandle, ServerWriteResult, SocketId};
 pub use names::{NameError, RoomKey};
 pub use registry::{IpClaim, PartySummary, Rooms, Unavailable};
+pub use sync::now_ms;

@@ -18,8 +18,10 @@ use tracing::Instrument;
 use super::handle::{Command, GetResult, Inspection, JoinOutcome, PutResult, RoomStats, ServerWriteResult, SocketId};
 use super::persisted::{entry_writes, load_store, room_path};
 use super::registry::LiveRooms;
+use super::sync::{now_ms, SyncState};
+use super::sync_persisted::{load_mergeable, reference_entries};
 use super::RoomKey;
-use crate::config::{Limits, PartyConfig};
+use crate::config::{Limits, PartyConfig, PartyKind};
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, Permissions, PersisterStore, PutOutcome};
 use crate::storage::{EntryWrite, Storage, StorageError};
@@ -37,7 +39,7 @@ struct Member {
 }
 
 /// Something to do once the round's writes are durable.
-enum Effect {
+pub(super) enum Effect {
     /// Send a frame to every socket whose connection id is not `exclude`.
     Broadcast { exclude: Option<Arc<str>>, frame: ByteString },
     /// Send a frame to one socket only.
@@ -52,11 +54,11 @@ enum Effect {
 }
 
 #[derive(Default)]
-struct Round {
+pub(super) struct Round {
     /// The room's data is deleted before `writes` are applied.
     delete_room: bool,
-    writes: Vec<EntryWrite>,
-    effects: Vec<Effect>,
+    pub(super) writes: Vec<EntryWrite>,
+    pub(super) effects: Vec<Effect>,
     shutdown: Vec<oneshot::Sender<()>>,
 }
 
@@ -70,8 +72,12 @@ pub(crate) struct RoomTask {
     stats: Arc<RoomStats>,
     metrics: Arc<Metrics>,
     counters: PartyCounters,
-    /// `None` while the room could not be read from storage (retried on the next round).
+    kind: PartyKind,
+    /// A `tinybase-persister` room's store; `None` while it could not be read from storage
+    /// (retried on the next round) and always for other kinds.
     store: Option<PersisterStore>,
+    /// A `tinybase-sync` room's relay and replica; `None` like `store`.
+    sync: Option<SyncState>,
     members: HashMap<SocketId, Member>,
     /// The last GET body, dropped whenever the store changes.
     cached_body: Option<Bytes>,
@@ -89,7 +95,9 @@ impl RoomTask {
             limits: party.limits.clone(),
             permissions: Arc::new(party.permissions.clone()),
             stats,
+            kind: party.kind,
             store: None,
+            sync: None,
             members: HashMap::new(),
             cached_body: None,
         }
@@ -101,6 +109,18 @@ impl RoomTask {
         let span = tracing::info_span!("room", party = %self.key.party(), room = %self.key.room());
         async move {
             loop {
+                if let Some(deadline) = self.deadline() {
+                    match tokio::time::timeout_at(deadline, commands.recv()).await {
+                        Ok(Some(command)) => {
+                            if self.run_round(command, &mut commands).await {
+                                break;
+                            }
+                        }
+                        Ok(None) => break,
+                        Err(_) => self.on_timer().await,
+                    }
+                    continue;
+                }
                 let first = if self.members.is_empty() {
                     match tokio::time::timeout(idle_unload, commands.recv()).await {
                         Ok(Some(command)) => command,
@@ -117,18 +137,7 @@ impl RoomTask {
                         None => break,
                     }
                 };
-                self.ensure_loaded();
-                let mut round = Round::default();
-                self.handle(first, &mut round);
-                for _ in 1..MAX_COMMANDS_PER_ROUND {
-                    match commands.try_recv() {
-                        Ok(command) => self.handle(command, &mut round),
-                        Err(_) => break,
-                    }
-                }
-                let stopping = !round.shutdown.is_empty();
-                self.finish(round).await;
-                if stopping {
+                if self.run_round(first, &mut commands).await {
                     break;
                 }
             }
@@ -138,16 +147,59 @@ impl RoomTask {
         .await
     }
 
+    /// Takes `first` and every command already queued (up to a bound) as one round and
+    /// finishes it; true if the room is to stop.
+    async fn run_round(&mut self, first: Command, commands: &mut mpsc::Receiver<Command>) -> bool {
+        self.ensure_loaded();
+        let mut round = Round::default();
+        self.handle(first, &mut round);
+        for _ in 1..MAX_COMMANDS_PER_ROUND {
+            match commands.try_recv() {
+                Ok(command) => self.handle(command, &mut round),
+                Err(_) => break,
+            }
+        }
+        let stopping = !round.shutdown.is_empty();
+        self.finish(round).await;
+        stopping
+    }
+
+    /// When the sync participant's earliest request times out, if it waits for one.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        let at_ms = self.sync.as_ref()?.next_deadline_ms()?;
+        let wait = Duration::from_millis(at_ms.saturating_sub(now_ms()));
+        Some(tokio::time::Instant::now() + wait)
+    }
+
+    async fn on_timer(&mut self) {
+        let mut round = Round::default();
+        if let Some(sync) = self.sync.as_mut() {
+            sync.on_timer(&mut round);
+        }
+        self.finish(round).await;
+    }
+
+    fn is_loaded(&self) -> bool {
+        self.store.is_some() || self.sync.is_some()
+    }
+
     fn ensure_loaded(&mut self) {
-        if self.store.is_some() {
+        if self.is_loaded() {
             return;
         }
         let started = std::time::Instant::now();
-        match load_store(self.storage.as_ref(), &self.key) {
-            Ok(store) => {
+        let loaded = match self.kind {
+            PartyKind::TinybasePersister => load_store(self.storage.as_ref(), &self.key).map(|store| self.store = Some(store)),
+            PartyKind::TinybaseSync => {
+                let unique_id = uuid::Uuid::new_v4().to_string();
+                load_mergeable(self.storage.as_ref(), &self.key, &unique_id, now_ms())
+                    .map(|(store, bytes)| self.sync = Some(SyncState::new(store, bytes)))
+            }
+        };
+        match loaded {
+            Ok(()) => {
                 self.metrics.room_load_seconds.observe(started.elapsed().as_secs_f64());
                 tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "room loaded");
-                self.store = Some(store);
                 self.cached_body = None;
             }
             Err(error) => tracing::error!(%error, "cannot load room from storage"),
@@ -157,11 +209,15 @@ impl RoomTask {
     fn handle(&mut self, command: Command, round: &mut Round) {
         match command {
             Command::Join { socket, connection_id, outbox, joined } => {
-                let outcome = if self.store.is_none() {
+                let outcome = if !self.is_loaded() {
                     JoinOutcome::StorageFailed
                 } else if self.members.len() >= self.limits.max_connections_per_room {
                     JoinOutcome::RoomFull
                 } else {
+                    let connection_id = match self.sync.as_mut() {
+                        Some(sync) => sync.join(socket, &connection_id, round),
+                        None => connection_id,
+                    };
                     self.members.insert(socket, Member { connection_id, outbox });
                     self.count_members();
                     JoinOutcome::Joined
@@ -170,6 +226,9 @@ impl RoomTask {
             }
             Command::Leave { socket } => {
                 self.members.remove(&socket);
+                if let Some(sync) = self.sync.as_mut() {
+                    sync.leave(socket);
+                }
                 self.count_members();
             }
             Command::Changes { socket, connection_id, changes } => {
@@ -212,6 +271,19 @@ impl RoomTask {
                 };
                 round.effects.push(Effect::Put(reply, result));
             }
+            Command::Sync { socket, recipient, remainders, message } => {
+                if let Some(sync) = self.sync.as_mut() {
+                    self.cached_body = None;
+                    sync.route(socket, &recipient, remainders, message, round);
+                }
+            }
+            Command::GetMergeable { reply } => {
+                let result = match &self.sync {
+                    Some(sync) => GetResult::Store(Bytes::from(sync.participant.store.encoded_content())),
+                    None => GetResult::StorageFailed,
+                };
+                round.effects.push(Effect::Get(reply, result));
+            }
             Command::Get { reply } => {
                 let result = self.read_body();
                 round.effects.push(Effect::Get(reply, result));
@@ -223,7 +295,13 @@ impl RoomTask {
             Command::Delete { reply } => {
                 round.delete_room = true;
                 round.writes.clear();
-                self.store = Some(PersisterStore::new());
+                match self.kind {
+                    PartyKind::TinybasePersister => self.store = Some(PersisterStore::new()),
+                    PartyKind::TinybaseSync => {
+                        let unique_id = uuid::Uuid::new_v4().to_string();
+                        self.sync = Some(SyncState::new(crate::protocol::mergeable::tree::MergeableStore::new(&unique_id), 0));
+                    }
+                }
                 self.cached_body = None;
                 let sockets = self.members.keys().copied().collect();
                 round.effects.push(Effect::Close { sockets, code: close::ROOM_DELETED, reason: "room deleted" });
@@ -277,6 +355,14 @@ impl RoomTask {
     }
 
     fn inspect(&self) -> Option<Inspection> {
+        if let Some(sync) = &self.sync {
+            let store = &sync.participant.store;
+            return Some(Inspection {
+                content: Some(store.plain_content()),
+                reference_entries: reference_entries(store, &self.storage_prefix),
+                connection_ids: self.members.values().map(|member| member.connection_id.to_string()).collect(),
+            });
+        }
         let store = self.store.as_ref()?;
         Some(Inspection {
             content: store.render(),
@@ -286,11 +372,15 @@ impl RoomTask {
     }
 
     fn read_body(&mut self) -> GetResult {
-        let Some(store) = self.store.as_ref() else { return GetResult::StorageFailed };
         if let Some(body) = &self.cached_body {
             return GetResult::Store(body.clone());
         }
-        match store.render() {
+        let rendered = match (&self.store, &self.sync) {
+            (Some(store), _) => store.render(),
+            (None, Some(sync)) => Some(sync.participant.store.plain_content()),
+            (None, None) => return GetResult::StorageFailed,
+        };
+        match rendered {
             Some(body) => {
                 let body = Bytes::from(body);
                 self.cached_body = Some(body.clone());
@@ -327,7 +417,11 @@ impl RoomTask {
             self.storage.delete_room(path)?;
         }
         if !writes.is_empty() {
-            let stored_bytes = self.store.as_ref().map_or(0, PersisterStore::stored_bytes) as u64;
+            let stored_bytes = match (&self.store, &self.sync) {
+                (Some(store), _) => store.stored_bytes() as u64,
+                (None, Some(sync)) => sync.stored_bytes,
+                (None, None) => 0,
+            };
             self.storage.write(path, writes, stored_bytes)?;
         }
         self.storage.durable().await
@@ -375,6 +469,7 @@ impl RoomTask {
         }
         self.close_all(close::INTERNAL_ERROR, "storage error");
         self.store = None;
+        self.sync = None;
         self.cached_body = None;
         self.ensure_loaded();
     }

@@ -114,6 +114,53 @@ pub fn decode_persister_entry_key(bytes: &[u8]) -> Option<PersisterKey> {
     }
 }
 
+/// The first byte of every entry key of a `tinybase-sync` room (never a persister tag).
+const MERGEABLE_TAG: u8 = b'm';
+
+/// Which tree of a MergeableStore an entry belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MergeableSection {
+    /// `t`: the tables root, a table, a row or a cell.
+    Tables,
+    /// `v`: the values root or a value.
+    Values,
+}
+
+/// The entry key of a `tinybase-sync` entry: `m`, then TinyBase's DurableObject key (spec §6):
+/// `t` or `v` and the JSON of the id list without its brackets (`t"pets","fido"`).
+pub fn mergeable_entry_key(section: MergeableSection, ids: &[&str]) -> Vec<u8> {
+    let mut key = String::with_capacity(2 + ids.iter().map(|id| id.len() + 3).sum::<usize>());
+    key.push(MERGEABLE_TAG as char);
+    key.push(if section == MergeableSection::Tables { 't' } else { 'v' });
+    for (i, id) in ids.iter().enumerate() {
+        if i > 0 {
+            key.push(',');
+        }
+        crate::protocol::json::write_string(id, &mut key);
+    }
+    key.into_bytes()
+}
+
+/// Reads a `tinybase-sync` entry key back; `None` for keys that do not parse.
+pub fn decode_mergeable_entry_key(bytes: &[u8]) -> Option<(MergeableSection, Vec<String>)> {
+    let rest = bytes.strip_prefix(&[MERGEABLE_TAG])?;
+    let (section, ids) = rest.split_first()?;
+    let section = match section {
+        b't' => MergeableSection::Tables,
+        b'v' => MergeableSection::Values,
+        _ => return None,
+    };
+    let text = std::str::from_utf8(ids).ok()?;
+    let crate::protocol::json::JsValue::Array(items) = crate::protocol::json::parse(&format!("[{text}]"), false).ok()? else { return None };
+    let ids = items.into_iter().map(|item| match item {
+        crate::protocol::json::JsValue::String(id) => Some(id),
+        _ => None,
+    });
+    let ids: Vec<String> = ids.collect::<Option<_>>()?;
+    let most = if section == MergeableSection::Tables { 3 } else { 1 };
+    (ids.len() <= most).then_some((section, ids))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,6 +179,22 @@ mod tests {
         assert!(!index_key("pq", "r").starts_with(&index_party_prefix("p")));
         assert!(index_key("p", "a") < index_key("p", "a b") && index_key("p", "a b") < index_key("p", "b"));
         assert_ne!(room_prefix(&"p".repeat(256), "r")[0], index_prefix()[0]);
+    }
+
+    #[test]
+    fn mergeable_keys_are_tinybase_keys_behind_a_tag_and_read_back() {
+        let key = mergeable_entry_key(MergeableSection::Tables, &["pets", "fi\"do", "legs"]);
+        assert_eq!(key, b"mt\"pets\",\"fi\\\"do\",\"legs\"".to_vec());
+        assert_eq!(decode_mergeable_entry_key(&key), Some((MergeableSection::Tables, vec!["pets".into(), "fi\"do".into(), "legs".into()])));
+        assert_eq!(mergeable_entry_key(MergeableSection::Values, &[]), b"mv".to_vec());
+        assert_eq!(decode_mergeable_entry_key(b"mv"), Some((MergeableSection::Values, vec![])));
+        for bad in [&b"mv\"a\",\"b\""[..], b"mt1", b"mx", b"m", b"c", b"mt\"a\",\"b\",\"c\",\"d\""] {
+            assert_eq!(decode_mergeable_entry_key(bad), None, "{}", String::from_utf8_lossy(bad));
+        }
+        assert_eq!(decode_persister_entry_key(&key), None);
+        // A table's keys never prefix another table's.
+        let table = |id: &str| mergeable_entry_key(MergeableSection::Tables, &[id]);
+        assert!(!table("pets2").starts_with(&table("pets")));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! inbound frames (parsed here, off the room task), outbound frames from its bounded queue,
 //! close orders from the room, and the heartbeat.
 
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -14,6 +15,8 @@ use super::outbox::{outbox, Next, OutboxReceiver};
 use crate::auth::Access;
 use crate::config::Limits;
 use crate::metrics::{Metrics, PartyCounters};
+use crate::protocol::mergeable::frame::{split, FrameError, Inbound, Reassembly};
+use crate::protocol::mergeable::message::MessageType;
 use crate::protocol::persister::parse_frame;
 use crate::room::{IpClaim, JoinOutcome, RoomHandle, SocketId};
 
@@ -33,10 +36,21 @@ pub struct Connection {
     pub access: Access,
     /// This socket's share of its client IP's connection count, held while it lives.
     pub ip_claim: Option<IpClaim>,
-    /// The party's message prefix.
-    pub message_prefix: Arc<str>,
+    /// What the socket speaks.
+    pub protocol: Protocol,
     /// Limits and timings.
     pub limits: Limits,
+}
+
+/// The protocol of a party's sockets.
+pub enum Protocol {
+    /// TinyBase's PartyKit persister: `s` changes behind the party's message prefix.
+    Persister {
+        /// The party's message prefix.
+        message_prefix: Arc<str>,
+    },
+    /// TinyBase's synchronizer in its legacy framing; holds the socket's partial fragments.
+    Sync(RefCell<Reassembly>),
 }
 
 /// Answers a websocket upgrade for `room`: the socket is a member of the room before the 101
@@ -140,17 +154,32 @@ impl Connection {
         let _ = session.close(reason).await;
     }
 
-    /// Counts an inbound text frame and parses it.
-    fn count_in(&self, text: &str) -> Result<crate::protocol::persister::Changes, crate::protocol::persister::IgnoredFrame> {
+    fn count_and_parse(&self, text: &str, message_prefix: &str) -> Result<crate::protocol::persister::Changes, crate::protocol::persister::IgnoredFrame> {
+        self.count_in(text.len());
+        parse_frame(text, message_prefix)
+    }
+
+    fn count_in(&self, bytes: usize) {
         self.counters.messages_in.inc();
-        self.counters.bytes_in.inc_by(text.len() as u64);
-        parse_frame(text, &self.message_prefix)
+        self.counters.bytes_in.inc_by(bytes as u64);
     }
 
     /// Handles one inbound message; `Some` ends the connection.
     async fn on_message(&self, message: AggregatedMessage, session: &mut Session) -> Option<Ending> {
+        if let Protocol::Sync(reassembly) = &self.protocol {
+            let payload = match &message {
+                AggregatedMessage::Text(text) => Some(Ok(&**text)),
+                // The synchronizer reads a binary frame as UTF-8 text.
+                AggregatedMessage::Binary(bytes) => Some(std::str::from_utf8(bytes).map_err(|_| ())),
+                _ => None,
+            };
+            if let Some(payload) = payload {
+                return self.on_sync_payload(payload.ok(), reassembly).await;
+            }
+        }
+        let Protocol::Persister { message_prefix } = &self.protocol else { return self.on_control(message, session).await };
         match message {
-            AggregatedMessage::Text(text) => match self.count_in(&text) {
+            AggregatedMessage::Text(text) => match self.count_and_parse(&text, message_prefix) {
                 Ok(_) if self.access == Access::Read => {
                     self.counters.refused_read_only.inc();
                     tracing::info!("dropping changes from a read-only connection");
@@ -166,6 +195,15 @@ impl Connection {
                 }
             },
             AggregatedMessage::Binary(_) => tracing::debug!("ignoring a binary frame"),
+            control => return self.on_control(control, session).await,
+        }
+        None
+    }
+
+    /// Handles ping, pong and close; `Some` ends the connection.
+    async fn on_control(&self, message: AggregatedMessage, session: &mut Session) -> Option<Ending> {
+        match message {
+            AggregatedMessage::Text(_) | AggregatedMessage::Binary(_) => {}
             AggregatedMessage::Ping(bytes) => {
                 if session.pong(&bytes).await.is_err() {
                     return Some(Ending::PeerGone(None));
@@ -173,6 +211,44 @@ impl Connection {
             }
             AggregatedMessage::Pong(_) => {}
             AggregatedMessage::Close(reason) => return Some(Ending::PeerGone(reason.or(Some(CloseCode::Normal.into())))),
+        }
+        None
+    }
+}
+
+impl Connection {
+    /// Handles one synchronizer payload (`None`: not UTF-8): validates it (fragments are
+    /// reassembled first), then hands it to the room. Anything invalid closes the socket as
+    /// TinyBase's server does: 1007 `tinybase:14`, or 1013 `tinybase:15:fragments`.
+    async fn on_sync_payload(&self, payload: Option<&str>, reassembly: &RefCell<Reassembly>) -> Option<Ending> {
+        self.count_in(payload.map_or(0, str::len));
+        let invalid = |reason: &str| {
+            self.counters.ignored_invalid.inc();
+            tracing::info!(reason, "closing a synchronizer socket that sent an invalid message");
+            Some(Ending::Close(close::INVALID_PAYLOAD, "tinybase:14"))
+        };
+        let Some((recipient, remainder)) = payload.and_then(split) else { return invalid("not `recipient\\nmessage`") };
+        let inbound = reassembly.borrow_mut().accept(recipient, remainder, crate::room::now_ms());
+        let (remainders, message) = match inbound {
+            Ok(Inbound::Pending) => return None,
+            Ok(Inbound::Message { remainders, message }) => (remainders, message),
+            Err(FrameError::Invalid(reason)) => return invalid(reason),
+            Err(FrameError::TooManyFragments(reason)) => {
+                tracing::info!(reason, "closing a synchronizer socket over its fragment limits");
+                return Some(Ending::Close(close::TRY_AGAIN_LATER, "tinybase:15:fragments"));
+            }
+        };
+        let reads_only = matches!(
+            message.kind,
+            MessageType::GetContentHashes | MessageType::GetTableDiff | MessageType::GetRowDiff | MessageType::GetCellDiff | MessageType::GetValueDiff
+        );
+        if self.access == Access::Read && !reads_only {
+            self.counters.refused_read_only.inc();
+            tracing::debug!("dropping a message that carries data from a read-only connection");
+            return None;
+        }
+        if self.room.send_sync(self.socket, recipient.to_owned(), remainders, message).await.is_err() {
+            return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));
         }
         None
     }

@@ -4,7 +4,7 @@
 mod connection;
 pub mod outbox;
 
-pub use connection::{upgrade, Connection};
+pub use connection::{upgrade, Connection, Protocol};
 
 /// The websocket close codes partyd sends.
 pub mod close {

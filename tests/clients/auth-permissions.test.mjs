@@ -8,8 +8,8 @@ import WebSocket from 'ws';
 import {PartySocket} from 'partysocket';
 import {createStore} from 'tinybase';
 import {createPartyKitPersister} from 'tinybase/persisters/persister-partykit-client';
+import {HOST, newRoom, sleep, until, sorted, same} from './lib.mjs';
 
-const HOST = process.env.PARTY_HOST;
 const SECRET = process.env.PARTYD_CLIENT_TEST_SECRET;
 assert.ok(HOST && SECRET, 'PARTY_HOST and PARTYD_CLIENT_TEST_SECRET must be set');
 
@@ -18,17 +18,6 @@ const base64url = (text) => Buffer.from(text).toString('base64url');
 const jwt = (claims) => {
   const body = `${base64url(JSON.stringify({alg: 'HS256', typ: 'JWT'}))}.${base64url(JSON.stringify({exp: Math.floor(Date.now() / 1000) + 600, ...claims}))}`;
   return `${body}.${createHmac('sha256', SECRET).update(body).digest('base64url')}`;
-};
-
-let rooms = 0;
-const newRoom = () => `c-${process.pid}-${Date.now().toString(36)}-${rooms++}`;
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const until = async (probe, what, timeout = 5000) => {
-  const deadline = Date.now() + timeout;
-  while (!(await probe())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for: ${typeof what === 'function' ? what() : what}`);
-    await sleep(20);
-  }
 };
 
 /** A TinyBase store bound to a room by the real persister; `token` goes in the socket query and the store path. */
@@ -52,9 +41,6 @@ const serverStore = async (party, room, token) => {
   return text === '' ? undefined : JSON.parse(text);
 };
 
-/** JSON with object keys sorted, so that comparisons ignore key order. */
-const sorted = (value) => JSON.stringify(value, (_k, v) => (v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v));
-const same = (a, b) => sorted(a) === sorted(b);
 const content = (client) => client.store.getContent();
 
 test('tokens in the socket query and the store path: writers write, readers only read', async () => {

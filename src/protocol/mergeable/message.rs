@@ -40,6 +40,11 @@ impl MessageType {
         // Only whole numbers 0 to 7 name a message (1.5 or -0.5 do not).
         (number.fract() == 0.0 && (0.0..8.0).contains(&number)).then(|| KINDS[number as usize])
     }
+
+    /// The message's number on the wire.
+    pub fn number(self) -> u8 {
+        self as u8
+    }
 }
 
 /// A valid message, taken apart.

@@ -1,12 +1,16 @@
-//! TinyBase's MergeableStore, for the `tinybase-sync` kind (issue 3), ported from
+//! TinyBase's MergeableStore and synchronizer protocol, for the `tinybase-sync` kind, ported from
 //! `../shared/spec/tinybase-sync.md` and checked against the vectors generated from tinybase
-//! 10.0.1. So far: the hash (§2.1), the hybrid logical clock (§2.2), the stamp tree with its
-//! merge (§2.3–§2.6), local writes (§2.7), the reads (§2.8) and message validation (§3.1). The
-//! relay, the server participant and the websocket framing come next.
+//! 10.0.1: the hash (§2.1), the hybrid logical clock (§2.2), the stamp tree with its merge
+//! (§2.3–§2.6), local writes (§2.7), the reads (§2.8), messages (§3.1), legacy framing and
+//! fragments (§4.2–§4.3) and the server's own participant `S` (§3.3, §5).
 
+pub mod frame;
 pub mod hash;
 pub mod hlc;
 pub mod message;
+pub mod participant;
 pub mod reads;
-pub mod writes;
 pub mod tree;
+pub mod writes;
+#[cfg(test)]
+mod merge_laws;

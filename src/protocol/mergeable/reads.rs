@@ -185,3 +185,27 @@ impl MergeableStore {
         short_stamp(object(values.map(|(id, leaf)| (id.to_owned(), leaf_stamp(leaf))).collect()), &self.values.hlc)
     }
 }
+
+impl MergeableStore {
+    /// The store as plain `[tables, values]` JSON, as `getContent()` would print it: deleted
+    /// cells and values left out, and rows and tables left with nothing left out too.
+    pub fn plain_content(&self) -> String {
+        let live = |node: &Node<Leaf>| -> Vec<(String, JsValue)> {
+            node.children().filter(|(_, leaf)| leaf.value != JsValue::Undefined).map(|(id, leaf)| (id.to_owned(), leaf.value.clone())).collect()
+        };
+        let tables = self.tables.children().filter_map(|(table_id, table)| {
+            let rows: Vec<(String, JsValue)> = table
+                .children()
+                .filter_map(|(row_id, row)| {
+                    let cells = live(row);
+                    (!cells.is_empty()).then(|| (row_id.to_owned(), object(cells)))
+                })
+                .collect();
+            (!rows.is_empty()).then(|| (table_id.to_owned(), object(rows)))
+        });
+        let content = JsValue::Array(vec![object(tables.collect()), object(live(&self.values))]);
+        let mut out = String::new();
+        crate::protocol::json::write_stored(&content, &mut out);
+        out
+    }
+}
