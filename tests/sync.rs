@@ -185,3 +185,38 @@ async fn put_is_refused_and_what_was_merged_survives_a_restart_and_a_kill() {
     assert_eq!(get_body(partyd.addr, "/parties/sync/room/store").await, r#"[{"pets":{"fido":{"species":"dog"}}},{"open":true}]"#);
     assert!(partyd.terminate().success());
 }
+
+#[actix_web::test]
+async fn the_admin_api_shows_deletes_and_refuses_server_writes_for_sync_rooms() {
+    let dir = data_dir();
+    let mut config = sync_config(dir.path());
+    config.admin_token = Some("admin-token".to_owned());
+    let server = start_with(config);
+    let addr = server.addr;
+    let admin = |method: &'static str, path: &'static str| async move {
+        let client = awc::Client::default();
+        let mut response = client
+            .request(awc::http::Method::from_bytes(method.as_bytes()).unwrap(), format!("http://{addr}{path}"))
+            .insert_header(("Authorization", "Bearer admin-token"))
+            .send_body("[{},{\"v\":1},1]")
+            .await
+            .unwrap();
+        let body = response.body().await.unwrap();
+        (response.status(), String::from_utf8_lossy(&body).into_owned())
+    };
+    let mut a = sync_socket(addr, "room").await;
+    a.send(&format!("\n{CELL}")).await;
+    until("merged", || async { get_body(addr, "/parties/sync/room/store").await.contains("dog") }).await;
+    let (status, body) = admin("GET", "/_partyd/parties/sync/rooms/room").await;
+    assert_eq!(status, StatusCode::OK);
+    let dump: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(dump["content"], serde_json::json!([{"pets": {"fido": {"species": "dog"}}}, {}]));
+    assert_eq!(dump["kind"], "tinybase-sync");
+    let keys: Vec<&str> = dump["entries"].as_array().unwrap().iter().map(|entry| entry[0].as_str().unwrap()).collect();
+    assert_eq!(keys, ["t", "t\"pets\"", "t\"pets\",\"fido\"", "t\"pets\",\"fido\",\"species\"", "v"]);
+    assert_eq!(admin("POST", "/_partyd/parties/sync/rooms/room/changes").await.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(admin("DELETE", "/_partyd/parties/sync/rooms/room").await.0, StatusCode::OK);
+    assert_eq!(a.closed().await, Ended::Closed(Some(4000)));
+    assert_eq!(get_body(addr, "/parties/sync/room/store").await, "[{},{}]");
+    server.server.shutdown().await.unwrap();
+}

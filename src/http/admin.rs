@@ -201,6 +201,9 @@ async fn delete(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResp
 }
 
 async fn write(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+    if party.kind == crate::config::PartyKind::TinybaseSync {
+        return HttpResponse::MethodNotAllowed().body("server-side writes are not supported for tinybase-sync rooms");
+    }
     let limit = party.limits.max_message_bytes;
     let body = match read_body(req, payload, limit).await {
         Ok(body) => body,
