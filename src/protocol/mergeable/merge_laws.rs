@@ -12,6 +12,9 @@ const NOW: u64 = 1_700_000_000_000;
 /// One write: (table, row, cell) or a value (table = None), by a writer at HLC number `stamp`.
 type Write = (Option<(u8, u8, u8)>, u8, u16);
 
+/// Rows of a table being written: row id → (cell id, leaf JSON).
+type Rows = Vec<(String, Vec<(String, String)>)>;
+
 fn hlc(stamp: u16, writer: u8) -> String {
     encode(NOW - 10_000 + u64::from(stamp), u64::from(writer), &client_id(&format!("client{writer}")))
 }
@@ -19,7 +22,7 @@ fn hlc(stamp: u16, writer: u8) -> String {
 /// The changes message of some writes. The value is a function of the HLC and the place, so two
 /// writes with the same HLC at one place are the same write (as in TinyBase, where HLCs are unique).
 fn changes(writes: &[Write]) -> JsValue {
-    let mut text_tables: Vec<(String, Vec<(String, Vec<(String, String)>)>)> = Vec::new();
+    let mut text_tables: Vec<(String, Rows)> = Vec::new();
     let mut text_values: Vec<(String, String)> = Vec::new();
     for &(place, writer, stamp) in writes {
         let hlc = hlc(stamp, writer);
