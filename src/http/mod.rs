@@ -74,6 +74,10 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
             _ => {}
         }
     }
+    let upgrade = is_websocket_upgrade(req.headers());
+    if let Some(party_name) = route::party_only(path).filter(|_| upgrade) {
+        return multiplexed_websocket(req, payload, state, party_name).await;
+    }
     let Some(route) = room_route(path) else {
         return HttpResponse::NotFound().body("not found");
     };
@@ -84,7 +88,6 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
         Ok(key) => key,
         Err(error) => return with_party_headers(HttpResponse::BadRequest().body(format!("invalid room name: {error}")), party),
     };
-    let upgrade = is_websocket_upgrade(req.headers());
     let connection_id = match (upgrade, party.kind) {
         (false, _) => None,
         (true, PartyKind::TinybasePersister) => Some(connection_id(req.query_string())),
@@ -163,7 +166,7 @@ async fn websocket(
         Err(why) => return unavailable(&why),
     };
     let connection = ws::Connection {
-        room,
+        room: Some(room),
         counters: state.metrics.party(&party.name),
         metrics: state.metrics.clone(),
         socket: state.rooms.next_socket_id(),
@@ -182,6 +185,59 @@ async fn websocket(
     }
 }
 
+/// A multiplexed synchronizer socket on `/parties/<party>`: nothing is joined until the client
+/// subscribes channels (rooms), each authorized on its own.
+async fn multiplexed_websocket(req: &HttpRequest, payload: web::Payload, state: &AppState, party_name: &str) -> HttpResponse {
+    let Some(party) = state.config.party(party_name) else {
+        return HttpResponse::NotFound().body(format!("Party {party_name} not found"));
+    };
+    if party.kind != PartyKind::TinybaseSync || !offers_multiplexing(req.headers()) {
+        return with_party_headers(HttpResponse::NotFound().body("not found"), party);
+    }
+    let headers = req.headers();
+    let origin = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok());
+    if !auth::origin_allowed(party.allowed_origins.as_deref(), origin) {
+        tracing::info!(origin, "refusing a websocket from an origin that is not allowed");
+        return with_party_headers(HttpResponse::Forbidden().body("origin not allowed"), party);
+    }
+    let Some(client_id) = headers.get(header::SEC_WEBSOCKET_KEY).and_then(|value| value.to_str().ok()).map(Arc::<str>::from) else {
+        return HttpResponse::BadRequest().body("missing Sec-WebSocket-Key");
+    };
+    let query_token = form_urlencoded::parse(req.query_string().as_bytes()).find(|(name, _)| name == "token").map(|(_, token)| token.into_owned());
+    let header_token = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
+    let ip_claim = match req.peer_addr().map(|addr| addr.ip()) {
+        Some(ip) => match state.rooms.claim_ip(&party.name, ip, party.limits.max_connections_per_ip) {
+            Some(claim) => Some(claim),
+            None => return HttpResponse::TooManyRequests().body("too many connections from this address"),
+        },
+        None => None,
+    };
+    let (outbox, receiver) = ws::outbox::outbox(party.limits.outbound_buffer_bytes);
+    let context = ws::multiplex::ChannelContext {
+        party: Arc::new(party.clone()),
+        rooms: state.rooms.clone(),
+        outbox: outbox.clone(),
+        token: query_token.or(header_token.map(str::to_owned)),
+        origin: origin.map(str::to_owned),
+        path: req.uri().path().to_owned(),
+    };
+    let connection = ws::Connection {
+        room: None,
+        counters: state.metrics.party(&party.name),
+        metrics: state.metrics.clone(),
+        socket: state.rooms.next_socket_id(),
+        connection_id: client_id,
+        access: Access::Write,
+        ip_claim,
+        protocol: ws::Protocol::Multiplexed(ws::multiplex::Multiplexed::new(context).into(), Default::default()),
+        limits: party.limits.clone(),
+    };
+    match ws::upgrade_with(req, payload, connection, outbox, receiver).await {
+        Ok(response) => response,
+        Err(error) => error.error_response(),
+    }
+}
+
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::UPGRADE)
@@ -189,18 +245,22 @@ fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
         .is_some_and(|value| value.eq_ignore_ascii_case("websocket"))
 }
 
-/// A synchronizer socket's client id: its `Sec-WebSocket-Key`, as TinyBase's server uses it.
-/// A socket that offers the `tinybase` subprotocol (multiplexed channels) is refused: partyd
-/// speaks only the legacy framing so far.
-fn sync_client_id(headers: &HeaderMap) -> Result<Arc<str>, Box<HttpResponse>> {
-    let offers_multiplexing = headers
+/// Whether the client offers the `tinybase` subprotocol (a multiplexed synchronizer socket).
+fn offers_multiplexing(headers: &HeaderMap) -> bool {
+    headers
         .get_all(header::SEC_WEBSOCKET_PROTOCOL)
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .any(|protocol| protocol.trim() == "tinybase");
-    if offers_multiplexing {
-        tracing::info!("refusing a multiplexed synchronizer socket");
-        return Err(Box::new(HttpResponse::BadRequest().body("the tinybase subprotocol (multiplexed channels) is not supported; use one socket per room")));
+        .any(|protocol| protocol.trim() == "tinybase")
+}
+
+/// A synchronizer socket's client id: its `Sec-WebSocket-Key`, as TinyBase's server uses it.
+/// A multiplexed socket on a room's path is refused: its channels are the rooms, so it opens
+/// `/parties/<party>`.
+fn sync_client_id(headers: &HeaderMap) -> Result<Arc<str>, Box<HttpResponse>> {
+    if offers_multiplexing(headers) {
+        tracing::info!("refusing a multiplexed synchronizer socket on a room path");
+        return Err(Box::new(HttpResponse::BadRequest().body("a multiplexed socket (tinybase subprotocol) opens /parties/<party>; its channels are the rooms")));
     }
     headers
         .get(header::SEC_WEBSOCKET_KEY)

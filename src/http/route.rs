@@ -25,6 +25,13 @@ pub fn room_route(path: &str) -> Option<RoomRoute<'_>> {
     Some(RoomRoute { party: DEFAULT_PARTY, room })
 }
 
+/// The party of `/parties/<party>` or `/parties/<party>/` (where multiplexed sockets open).
+pub fn party_only(path: &str) -> Option<&str> {
+    let party = path.strip_prefix("/parties/")?;
+    let party = party.strip_suffix('/').unwrap_or(party);
+    (!party.is_empty() && !party.contains('/')).then_some(party)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -51,5 +58,9 @@ mod tests {
         assert_eq!(route("/partiesx/main/r"), None);
         assert_eq!(route("/parties/main/"), Some(("main", "")));
         assert_eq!(route("/parties//r"), Some(("", "r")));
+        assert_eq!(party_only("/parties/sync"), Some("sync"));
+        assert_eq!(party_only("/parties/sync/"), Some("sync"));
+        assert_eq!(party_only("/parties/sync/r"), None);
+        assert_eq!(party_only("/parties/"), None);
     }
 }

@@ -89,7 +89,7 @@ pub struct RoomStats {
 
 /// The commands a room task handles, one at a time, in arrival order.
 pub(crate) enum Command {
-    Join { socket: SocketId, connection_id: Arc<str>, outbox: Outbox, joined: oneshot::Sender<JoinOutcome> },
+    Join { socket: SocketId, connection_id: Arc<str>, outbox: Outbox, channel: Option<Arc<str>>, joined: oneshot::Sender<JoinOutcome> },
     Leave { socket: SocketId },
     Changes { socket: SocketId, connection_id: Arc<str>, changes: Changes },
     Put { content: Content, reply: oneshot::Sender<PutResult> },
@@ -137,7 +137,15 @@ impl RoomHandle {
     /// Makes a socket a member of the room; it receives every broadcast made after this returns.
     pub async fn join(&self, socket: SocketId, connection_id: Arc<str>, outbox: Outbox) -> Result<JoinOutcome, RoomGone> {
         let (joined, answer) = oneshot::channel();
-        self.send(Command::Join { socket, connection_id, outbox, joined }).await?;
+        self.send(Command::Join { socket, connection_id, outbox, channel: None, joined }).await?;
+        answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Makes one channel of a multiplexed socket a member: every frame the room sends it is
+    /// wrapped as `M\n<channel>\n<frame>`.
+    pub async fn join_channel(&self, socket: SocketId, connection_id: Arc<str>, outbox: Outbox, channel: Arc<str>) -> Result<JoinOutcome, RoomGone> {
+        let (joined, answer) = oneshot::channel();
+        self.send(Command::Join { socket, connection_id, outbox, channel: Some(channel), joined }).await?;
         answer.await.map_err(|_| RoomGone)
     }
 

@@ -32,10 +32,21 @@ use crate::ws::close;
 /// and the memory held by its pending broadcasts.
 const MAX_COMMANDS_PER_ROUND: usize = 256;
 
-/// One socket in the room.
+/// One socket in the room (or one channel of a multiplexed socket).
 struct Member {
     connection_id: Arc<str>,
     outbox: Outbox,
+    /// The channel of a multiplexed socket, whose frames are wrapped as `M\n<channel>\n…`.
+    channel: Option<Arc<str>>,
+}
+
+impl Member {
+    fn deliver(&self, frame: &ByteString) -> Result<(), SendError> {
+        match &self.channel {
+            None => self.outbox.send(frame.clone()),
+            Some(channel) => self.outbox.send(format!("M\n{channel}\n{frame}").into()),
+        }
+    }
 }
 
 /// Something to do once the round's writes are durable.
@@ -208,7 +219,7 @@ impl RoomTask {
 
     fn handle(&mut self, command: Command, round: &mut Round) {
         match command {
-            Command::Join { socket, connection_id, outbox, joined } => {
+            Command::Join { socket, connection_id, outbox, channel, joined } => {
                 let outcome = if !self.is_loaded() {
                     JoinOutcome::StorageFailed
                 } else if self.members.len() >= self.limits.max_connections_per_room {
@@ -218,7 +229,7 @@ impl RoomTask {
                         Some(sync) => sync.join(socket, &connection_id, round),
                         None => connection_id,
                     };
-                    self.members.insert(socket, Member { connection_id, outbox });
+                    self.members.insert(socket, Member { connection_id, outbox, channel });
                     self.count_members();
                     JoinOutcome::Joined
                 };
@@ -432,7 +443,7 @@ impl RoomTask {
             Effect::Broadcast { exclude, frame } => self.broadcast(exclude.as_deref(), frame),
             Effect::Send { socket, frame } => {
                 if let Some(member) = self.members.get(&socket) {
-                    if member.outbox.send(frame).is_err() {
+                    if member.deliver(&frame).is_err() {
                         member.outbox.close(close::TRY_AGAIN_LATER, "slow consumer");
                         self.members.remove(&socket);
                         self.count_members();
@@ -482,7 +493,7 @@ impl RoomTask {
             if exclude == Some(&*member.connection_id) {
                 return true;
             }
-            match member.outbox.send(frame.clone()) {
+            match member.deliver(&frame) {
                 Ok(()) => {
                     counters.messages_out.inc();
                     counters.bytes_out.inc_by(frame.len() as u64);

@@ -6,6 +6,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
 use tracing::Instrument;
@@ -18,12 +19,15 @@ use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::mergeable::frame::{split, FrameError, Inbound, Reassembly};
 use crate::protocol::mergeable::message::MessageType;
 use crate::protocol::persister::parse_frame;
+use super::multiplex::Multiplexed;
+use super::outbox::Outbox;
 use crate::room::{IpClaim, JoinOutcome, RoomHandle, SocketId};
 
 /// Everything a connection needs besides its socket.
 pub struct Connection {
-    /// The room the socket joins.
-    pub room: RoomHandle,
+    /// The room the socket joins at the upgrade (`None` for a multiplexed socket, whose
+    /// channels join rooms later).
+    pub room: Option<RoomHandle>,
     /// The party's counters.
     pub counters: PartyCounters,
     /// The server's metrics.
@@ -51,35 +55,57 @@ pub enum Protocol {
     },
     /// TinyBase's synchronizer in its legacy framing; holds the socket's partial fragments.
     Sync(RefCell<Reassembly>),
+    /// TinyBase's synchronizer, multiplexed: channels (rooms) and their partial fragments.
+    Multiplexed(RefCell<Multiplexed>, RefCell<Reassembly>),
 }
 
 /// Answers a websocket upgrade for `room`: the socket is a member of the room before the 101
 /// is returned, so it receives every broadcast made after the client sees it open.
 pub async fn upgrade(req: &HttpRequest, payload: web::Payload, connection: Connection) -> actix_web::Result<HttpResponse> {
-    let (response, session, stream) = actix_ws::handle(req, payload)?;
-    let limits = &connection.limits;
-    let (outbox, receiver) = outbox(limits.outbound_buffer_bytes);
-    match connection.room.join(connection.socket, connection.connection_id.clone(), outbox).await {
-        Ok(JoinOutcome::Joined) => {}
-        Ok(JoinOutcome::RoomFull) => {
-            tracing::info!("refusing a websocket: the room is full");
-            return Ok(HttpResponse::ServiceUnavailable().body("room is full"));
+    let (outbox, receiver) = outbox(connection.limits.outbound_buffer_bytes);
+    upgrade_with(req, payload, connection, outbox, receiver).await
+}
+
+/// Answers a websocket upgrade with an outbox made beforehand (a multiplexed socket's channels
+/// need it to join their rooms later).
+pub async fn upgrade_with(
+    req: &HttpRequest,
+    payload: web::Payload,
+    connection: Connection,
+    outbox: Outbox,
+    receiver: OutboxReceiver,
+) -> actix_web::Result<HttpResponse> {
+    let (mut response, session, stream) = actix_ws::handle(req, payload)?;
+    if let Some(room) = &connection.room {
+        match room.join(connection.socket, connection.connection_id.clone(), outbox).await {
+            Ok(JoinOutcome::Joined) => {}
+            Ok(JoinOutcome::RoomFull) => {
+                tracing::info!("refusing a websocket: the room is full");
+                return Ok(HttpResponse::ServiceUnavailable().body("room is full"));
+            }
+            Ok(JoinOutcome::StorageFailed) => return Ok(HttpResponse::InternalServerError().body("room storage unavailable")),
+            Err(_) => return Ok(HttpResponse::ServiceUnavailable().body("server shutting down")),
         }
-        Ok(JoinOutcome::StorageFailed) => return Ok(HttpResponse::InternalServerError().body("room storage unavailable")),
-        Err(_) => return Ok(HttpResponse::ServiceUnavailable().body("server shutting down")),
     }
+    if matches!(connection.protocol, Protocol::Multiplexed(..)) {
+        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, header::HeaderValue::from_static("tinybase"));
+    }
+    let limits = &connection.limits;
     let stream = stream
         .max_frame_size(limits.max_message_bytes)
         .aggregate_continuations()
         .max_continuation_size(limits.max_message_bytes);
-    let key = connection.room.key();
-    let span = tracing::info_span!("conn", party = %key.party(), room = %key.room(), socket = connection.socket, id = %connection.connection_id);
+    let (party, room) = match &connection.room {
+        Some(room) => (room.key().party().to_owned(), room.key().room().to_owned()),
+        None => (String::new(), "(multiplexed)".to_owned()),
+    };
+    let span = tracing::info_span!("conn", party = %party, room = %room, socket = connection.socket, id = %connection.connection_id);
     actix_web::rt::spawn(connection.run(session, stream, receiver).instrument(span));
     Ok(response)
 }
 
 /// Why the loop ended, and what close frame (if any) to send.
-enum Ending {
+pub(super) enum Ending {
     Close(u16, &'static str),
     /// The peer closed or vanished: answer its close frame if it sent one.
     PeerGone(Option<CloseReason>),
@@ -138,7 +164,15 @@ impl Connection {
                 }
             }
         };
-        self.room.leave(self.socket).await;
+        if let Some(room) = &self.room {
+            room.leave(self.socket).await;
+        }
+        if let Protocol::Multiplexed(multiplexed, _) = &self.protocol {
+            let channels: Vec<RoomHandle> = multiplexed.borrow_mut().channels.drain().map(|(_, channel)| channel.room).collect();
+            for room in channels {
+                room.leave(self.socket).await;
+            }
+        }
         self.metrics.connections.dec();
         let reason = match ending {
             Ending::Close(code, reason) => {
@@ -166,16 +200,21 @@ impl Connection {
 
     /// Handles one inbound message; `Some` ends the connection.
     async fn on_message(&self, message: AggregatedMessage, session: &mut Session) -> Option<Ending> {
-        if let Protocol::Sync(reassembly) = &self.protocol {
-            let payload = match &message {
-                AggregatedMessage::Text(text) => Some(Ok(&**text)),
-                // The synchronizer reads a binary frame as UTF-8 text.
-                AggregatedMessage::Binary(bytes) => Some(std::str::from_utf8(bytes).map_err(|_| ())),
-                _ => None,
-            };
-            if let Some(payload) = payload {
-                return self.on_sync_payload(payload.ok(), reassembly).await;
+        let payload = match &message {
+            AggregatedMessage::Text(text) => Some(Ok(&**text)),
+            // The synchronizer reads a binary frame as UTF-8 text.
+            AggregatedMessage::Binary(bytes) => Some(std::str::from_utf8(bytes).map_err(|_| ())),
+            _ => None,
+        };
+        match (&self.protocol, payload) {
+            (Protocol::Sync(reassembly), Some(payload)) => {
+                let room = self.room.as_ref()?;
+                return self.on_sync_payload(payload.ok(), "", room, self.access, reassembly).await;
             }
+            (Protocol::Multiplexed(multiplexed, reassembly), Some(payload)) => {
+                return self.on_multiplexed_payload(payload.ok(), multiplexed, reassembly).await;
+            }
+            _ => {}
         }
         let Protocol::Persister { message_prefix } = &self.protocol else { return self.on_control(message, session).await };
         match message {
@@ -185,7 +224,8 @@ impl Connection {
                     tracing::info!("dropping changes from a read-only connection");
                 }
                 Ok(changes) => {
-                    if self.room.send_changes(self.socket, self.connection_id.clone(), changes).await.is_err() {
+                    let room = self.room.as_ref()?;
+                    if room.send_changes(self.socket, self.connection_id.clone(), changes).await.is_err() {
                         return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));
                     }
                 }
@@ -220,19 +260,21 @@ impl Connection {
     /// Handles one synchronizer payload (`None`: not UTF-8): validates it (fragments are
     /// reassembled first), then hands it to the room. Anything invalid closes the socket as
     /// TinyBase's server does: 1007 `tinybase:14`, or 1013 `tinybase:15:fragments`.
-    async fn on_sync_payload(&self, payload: Option<&str>, reassembly: &RefCell<Reassembly>) -> Option<Ending> {
+    pub(super) async fn on_sync_payload(
+        &self,
+        payload: Option<&str>,
+        channel: &str,
+        room: &RoomHandle,
+        access: Access,
+        reassembly: &RefCell<Reassembly>,
+    ) -> Option<Ending> {
         self.count_in(payload.map_or(0, str::len));
-        let invalid = |reason: &str| {
-            self.counters.ignored_invalid.inc();
-            tracing::info!(reason, "closing a synchronizer socket that sent an invalid message");
-            Some(Ending::Close(close::INVALID_PAYLOAD, "tinybase:14"))
-        };
-        let Some((recipient, remainder)) = payload.and_then(split) else { return invalid("not `recipient\\nmessage`") };
-        let inbound = reassembly.borrow_mut().accept(recipient, remainder, crate::room::now_ms());
+        let Some((recipient, remainder)) = payload.and_then(split) else { return self.invalid("not `recipient\\nmessage`") };
+        let inbound = reassembly.borrow_mut().accept(&format!("{channel}\n{recipient}"), remainder, crate::room::now_ms());
         let (remainders, message) = match inbound {
             Ok(Inbound::Pending) => return None,
             Ok(Inbound::Message { remainders, message }) => (remainders, message),
-            Err(FrameError::Invalid(reason)) => return invalid(reason),
+            Err(FrameError::Invalid(reason)) => return self.invalid(reason),
             Err(FrameError::TooManyFragments(reason)) => {
                 tracing::info!(reason, "closing a synchronizer socket over its fragment limits");
                 return Some(Ending::Close(close::TRY_AGAIN_LATER, "tinybase:15:fragments"));
@@ -242,15 +284,22 @@ impl Connection {
             message.kind,
             MessageType::GetContentHashes | MessageType::GetTableDiff | MessageType::GetRowDiff | MessageType::GetCellDiff | MessageType::GetValueDiff
         );
-        if self.access == Access::Read && !reads_only {
+        if access == Access::Read && !reads_only {
             self.counters.refused_read_only.inc();
             tracing::debug!("dropping a message that carries data from a read-only connection");
             return None;
         }
-        if self.room.send_sync(self.socket, recipient.to_owned(), remainders, message).await.is_err() {
+        if room.send_sync(self.socket, recipient.to_owned(), remainders, message).await.is_err() {
             return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));
         }
         None
+    }
+
+    /// Closes a synchronizer socket that sent something invalid (1007 `tinybase:14`).
+    pub(super) fn invalid(&self, reason: &str) -> Option<Ending> {
+        self.counters.ignored_invalid.inc();
+        tracing::info!(reason, "closing a synchronizer socket that sent an invalid message");
+        Some(Ending::Close(close::INVALID_PAYLOAD, "tinybase:14"))
     }
 }
 

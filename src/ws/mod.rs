@@ -1,10 +1,12 @@
 //! Websocket connections: the upgrade into a room, the per-connection loop (reading changes,
-//! writing broadcasts, heartbeat, limits) and its bounded outbound queue.
+//! writing broadcasts, heartbeat, limits), multiplexed synchronizer sockets and the bounded
+//! outbound queue.
 
 mod connection;
+pub mod multiplex;
 pub mod outbox;
 
-pub use connection::{upgrade, Connection, Protocol};
+pub use connection::{upgrade, upgrade_with, Connection, Protocol};
 
 /// The websocket close codes partyd sends.
 pub mod close {

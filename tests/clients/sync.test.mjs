@@ -134,10 +134,48 @@ test('malformed frames close the sender with 1007 and never reach others or stor
   a.stop();
 });
 
-test('a multiplexed socket (the tinybase subprotocol) is refused with a clear answer', async () => {
-  const socket = new WebSocket(`ws://${HOST}/parties/sync/${newRoom()}`, 'tinybase');
-  const status = await new Promise((resolve) => socket.once('unexpected-response', (_req, response) => resolve(response.statusCode)));
+test('one multiplexed socket syncs two rooms as channels, beside a legacy client of one of them', async () => {
+  const [pets, staff] = [newRoom(), newRoom()];
+  const socket = new WebSocket(`ws://${HOST}/parties/sync`, 'tinybase');
+  await new Promise((resolve, reject) => (socket.once('open', resolve), socket.once('error', reject)));
+  assert.equal(socket.protocol, 'tinybase');
+  const errors = [];
+  const channel = async (id) => {
+    const store = createMergeableStore();
+    const synchronizer = await createWsSynchronizer(store, socket, id, 1, undefined, undefined, (error) => errors.push(error), 64);
+    await synchronizer.startSync();
+    return {store, stop: () => synchronizer.destroy()};
+  };
+  const a = await channel(pets);
+  const b = await channel(staff);
+  const legacy = await connect(pets);
+  a.store.setRow('pets', 'fido', {species: 'dog', note: 'wünderbar 😀 long enough to be cut into fragments'});
+  b.store.setValue('staff', 3);
+  legacy.store.setValue('open', true);
+  await until(() => same(legacy.store.getContent(), a.store.getContent()) && a.store.getValue('open') === true && legacy.store.getCell('pets', 'fido', 'species') === 'dog', 'the channel and the legacy client converge');
+  await until(async () => same(await serverContent(pets), a.store.getContent()) && (await serverContent(staff))[1].staff === 3, 'the server holds both rooms');
+  assert.deepEqual(await serverContent(staff), [{}, {staff: 3}]);
+  assert.equal(b.store.getValue('open'), undefined, 'channels are separate rooms');
+  assert.deepEqual(errors, []);
+  // Unsubscribing one channel keeps the other.
+  b.stop();
+  legacy.store.setValue('later', 1);
+  await until(() => a.store.getValue('later') === 1, 'the remaining channel still syncs');
+  a.stop();
+  legacy.stop();
+});
+
+test('multiplexed sockets: refused on a room path, and closed for data before Hello or for channels not subscribed', async () => {
+  const onRoom = new WebSocket(`ws://${HOST}/parties/sync/${newRoom()}`, 'tinybase');
+  const status = await new Promise((resolve) => onRoom.once('unexpected-response', (_req, response) => resolve(response.statusCode)));
   assert.equal(status, 400);
+  for (const frames of [['M\nroom\n\n[null,1,""]'], ['S\n["abcdefghijklmnop",-1,[0,1]]', 'M\nnot-subscribed\n\n[null,1,""]'], ['S\n["abcdefghijklmnop",-1,[0,1]]', 'S\n["abcdefghijklmnop",-1,[1,"a/b"]]'], ['\n[null,1,""]']]) {
+    const raw = new WebSocket(`ws://${HOST}/parties/sync`, 'tinybase');
+    await new Promise((resolve) => raw.once('open', resolve));
+    const closed = new Promise((resolve) => raw.once('close', (code, reason) => resolve([code, reason.toString()])));
+    for (const frame of frames) raw.send(frame);
+    assert.deepEqual(await closed, [1007, 'tinybase:14'], JSON.stringify(frames));
+  }
 });
 
 /** A partyd of our own on a fresh port, for restart and crash tests. */
