@@ -7,9 +7,12 @@ use serde_json::value::RawValue;
 
 use crate::config::{Config, PartyConfig, PartyKind};
 use crate::protocol::persister::{parse_content, PersisterStore, PutOutcome};
+use crate::protocol::json;
+use crate::protocol::mergeable::tree::{MergeableStore, Mode};
 use crate::room::persisted::{entry_writes, load_store, room_path};
-use crate::room::RoomKey;
-use crate::storage::{SledStorage, Storage, StorageError};
+use crate::room::sync_persisted::{all_writes, load_mergeable};
+use crate::room::{now_ms, RoomKey};
+use crate::storage::{EntryWrite, SledStorage, Storage, StorageError};
 
 /// Why an offline command failed.
 #[derive(Debug, thiserror::Error)]
@@ -40,16 +43,18 @@ fn open(config: &Config) -> Result<std::sync::Arc<SledStorage>, CliError> {
 }
 
 fn party<'a>(config: &'a Config, name: &str) -> Result<&'a PartyConfig, CliError> {
-    let party = config.party(name).ok_or_else(|| CliError::Refused(format!("party {name:?} is not in {}", config.source.display())))?;
-    match party.kind {
-        PartyKind::TinybasePersister => Ok(party),
-        other => Err(CliError::Refused(format!("party {name:?} is of kind {other}, which export/import do not handle yet"))),
-    }
+    config.party(name).ok_or_else(|| CliError::Refused(format!("party {name:?} is not in {}", config.source.display())))
 }
 
+/// One room as an export line: a persister room's content is its GET body (`null` without a
+/// store), a sync room's is its mergeable content with stamps and hashes.
 fn room_line(storage: &dyn Storage, party: &PartyConfig, room: &str) -> Result<String, CliError> {
     let key = RoomKey::new(&party.name, room).map_err(|error| CliError::Refused(format!("room {room:?}: {error}")))?;
-    let content = load_store(storage, &key)?.render().map(RawValue::from_string).transpose().map_err(|error| CliError::Refused(error.to_string()))?;
+    let text = match party.kind {
+        PartyKind::TinybasePersister => load_store(storage, &key)?.render(),
+        PartyKind::TinybaseSync => Some(load_mergeable(storage, &key, "export", now_ms())?.0.encoded_content()),
+    };
+    let content = text.map(RawValue::from_string).transpose().map_err(|error| CliError::Refused(error.to_string()))?;
     let line = RoomLine { party: party.name.clone(), room: room.to_owned(), kind: party.kind.to_string(), content };
     serde_json::to_string(&line).map_err(|error| CliError::Refused(error.to_string()))
 }
@@ -87,6 +92,30 @@ pub fn dump(config: &Config, party_name: &str, room: &str, out: &mut impl Write)
     Ok(())
 }
 
+/// The storage writes (and their size) that recreate a room from an export line's content.
+fn room_writes(kind: PartyKind, content: Option<&RawValue>) -> Result<(Vec<EntryWrite>, u64), String> {
+    let Some(content) = content else { return Ok((Vec::new(), 0)) };
+    match kind {
+        PartyKind::TinybasePersister => {
+            let content = parse_content(content.get().as_bytes()).map_err(|error| error.to_string())?;
+            let mut store = PersisterStore::new();
+            let writes = match store.put(content) {
+                PutOutcome::Saved { ops, .. } => entry_writes(ops).collect(),
+                PutOutcome::AlreadyHasStore => Vec::new(),
+            };
+            Ok((writes, store.stored_bytes() as u64))
+        }
+        PartyKind::TinybaseSync => {
+            let value = json::parse(content.get(), true).map_err(|error| format!("mergeable content: {error}"))?;
+            let mut store = MergeableStore::new("import");
+            store.merge(&value, Mode::Content, now_ms()).map_err(|error| format!("mergeable content: {error}"))?;
+            let writes = all_writes(&store);
+            let bytes = writes.iter().map(|write| (write.key.len() + write.value.as_ref().map_or(0, Vec::len)) as u64).sum();
+            Ok((writes, bytes))
+        }
+    }
+}
+
 /// `partyd import [--replace]`: checks every line first, then writes them all.
 pub fn import(config: &Config, replace: bool, input: impl BufRead) -> Result<usize, CliError> {
     let storage = open(config)?;
@@ -103,21 +132,17 @@ pub fn import(config: &Config, replace: bool, input: impl BufRead) -> Result<usi
             return Err(refuse(format!("kind {:?} does not match party {:?} ({})", parsed.kind, party.name, party.kind)));
         }
         let key = RoomKey::new(&party.name, &parsed.room).map_err(|error| refuse(format!("room {:?}: {error}", parsed.room)))?;
-        let content = match parsed.content {
-            Some(raw) => Some(parse_content(raw.get().as_bytes()).map_err(|error| refuse(error.to_string()))?),
-            None => None,
-        };
+        let writes = room_writes(party.kind, parsed.content.as_deref()).map_err(refuse)?;
         if !replace && !storage.load_room(room_path(&key))?.is_empty() {
             return Err(refuse(format!("room {}/{} exists (use --replace to overwrite it)", key.party(), key.room())));
         }
-        rooms.push((key, content));
+        rooms.push((key, writes));
     }
     let imported = rooms.len();
-    for (key, content) in rooms {
+    for (key, (writes, stored_bytes)) in rooms {
         storage.delete_room(room_path(&key))?;
-        let mut store = PersisterStore::new();
-        if let Some(PutOutcome::Saved { ops, .. }) = content.map(|content| store.put(content)) {
-            storage.write(room_path(&key), entry_writes(ops).collect(), store.stored_bytes() as u64)?;
+        if !writes.is_empty() {
+            storage.write(room_path(&key), writes, stored_bytes)?;
         }
     }
     storage.flush()?;

@@ -101,3 +101,34 @@ fn import_refuses_bad_lines_and_writes_nothing() {
     let export = partyd(dir.path(), &["export"], "");
     assert_eq!(text(&export.stdout), "", "nothing was written by the refused imports");
 }
+
+#[actix_web::test]
+async fn sync_rooms_export_and_import_with_their_stamps_and_hashes() {
+    let toml = "[parties.sync]\nkind = \"tinybase-sync\"\n";
+    let source = data_dir();
+    let server = Partyd::spawn_with(source.path(), toml, &[]);
+    let mut socket = connect_url(&format!("ws://{}/parties/sync/r", server.addr)).await;
+    socket.send("\n[\"t\",3,[[{\"pets\":[{\"fido\":[{\"species\":[\"dog\",\"NjEtLV-----67WEb\"],\"gone\":[\"\u{FFFC}\",\"NjEtLV-----67WEc\"]}]}]}],[{\"open\":[true,\"NjEtLV-----67WEd\"]}],1]]").await;
+    until("merged", || async { get_body(server.addr, "/parties/sync/r/store").await.contains("open") }).await;
+    let original = get_body(server.addr, "/parties/sync/r/store?format=mergeable").await;
+    assert!(server.terminate().success());
+    let export = partyd(source.path(), &["export"], "");
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    let line: serde_json::Value = serde_json::from_slice(&export.stdout).unwrap();
+    assert_eq!(line["kind"], "tinybase-sync");
+    assert_eq!(line["content"], serde_json::from_str::<serde_json::Value>(&original).unwrap());
+
+    let target = data_dir();
+    std::fs::write(target.path().join("party.toml"), toml).unwrap();
+    let bad = r#"{"party":"sync","room":"x","kind":"tinybase-sync","content":[[{"t":[{}]}],[{}]]}"#;
+    let refused = partyd(target.path(), &["import"], bad);
+    assert!(!refused.status.success());
+    assert!(text(&refused.stderr).contains("mergeable content"), "{}", text(&refused.stderr));
+    let import = partyd(target.path(), &["import"], &text(&export.stdout));
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    let server = Partyd::spawn_with(target.path(), toml, &[]);
+    let imported = get_body(server.addr, "/parties/sync/r/store?format=mergeable").await;
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&imported).unwrap(), serde_json::from_str::<serde_json::Value>(&original).unwrap());
+    assert_eq!(get_body(server.addr, "/parties/sync/r/store").await, r#"[{"pets":{"fido":{"species":"dog"}}},{"open":true}]"#);
+    assert!(server.terminate().success());
+}

@@ -7,7 +7,7 @@ pub mod names;
 pub(crate) mod persisted;
 mod registry;
 mod sync;
-mod sync_persisted;
+pub(crate) mod sync_persisted;
 mod task;
 
 pub use handle::{GetResult, Inspection, JoinOutcome, PutResult, RoomGone, RoomHandle, ServerWriteResult, SocketId};

@@ -132,12 +132,21 @@ pub fn touched_writes(store: &MergeableStore, touched: &Touched) -> Vec<EntryWri
 /// Every entry of the store as TinyBase's DurableObject persister would hold it: (storage
 /// prefix + key, JSON value), in key order, for the admin API's debug dump.
 pub fn reference_entries(store: &MergeableStore, storage_prefix: &str) -> Vec<(String, String)> {
+    let mut entries: Vec<(String, String)> = all_writes(store)
+        .into_iter()
+        .map(|write| {
+            let key = String::from_utf8_lossy(&write.key[1..]).into_owned();
+            (format!("{storage_prefix}{key}"), String::from_utf8_lossy(&write.value.unwrap_or_default()).into_owned())
+        })
+        .collect();
+    entries.sort();
+    entries
+}
+
+/// The writes that save the whole store (an import).
+pub fn all_writes(store: &MergeableStore) -> Vec<EntryWrite> {
     let mut entries = Vec::new();
-    let mut add = |section, ids: &[&str], value: Vec<u8>| {
-        let key = mergeable_entry_key(section, ids);
-        let key = String::from_utf8_lossy(&key[1..]).into_owned();
-        entries.push((format!("{storage_prefix}{key}"), String::from_utf8_lossy(&value).into_owned()));
-    };
+    let mut add = |section, ids: &[&str], value: Vec<u8>| entries.push(EntryWrite { key: mergeable_entry_key(section, ids), value: Some(value) });
     add(MergeableSection::Tables, &[], container_value(&store.tables));
     for (table_id, table) in store.tables.children() {
         add(MergeableSection::Tables, &[table_id], container_value(table));
@@ -152,6 +161,5 @@ pub fn reference_entries(store: &MergeableStore, storage_prefix: &str) -> Vec<(S
     for (value_id, leaf) in store.values.children() {
         add(MergeableSection::Values, &[value_id], leaf_value(leaf));
     }
-    entries.sort();
     entries
 }
