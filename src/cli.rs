@@ -52,7 +52,7 @@ fn room_line(storage: &dyn Storage, party: &PartyConfig, room: &str) -> Result<S
     let key = RoomKey::new(&party.name, room).map_err(|error| CliError::Refused(format!("room {room:?}: {error}")))?;
     let text = match party.kind {
         PartyKind::TinybasePersister => load_store(storage, &key)?.render(),
-        PartyKind::TinybaseSync => Some(load_mergeable(storage, &key, "export", now_ms())?.0.encoded_content()),
+        PartyKind::TinybaseSync => Some(load_mergeable(storage, &key, "export", now_ms())?.encoded_content()),
     };
     let content = text.map(RawValue::from_string).transpose().map_err(|error| CliError::Refused(error.to_string()))?;
     let line = RoomLine { party: party.name.clone(), room: room.to_owned(), kind: party.kind.to_string(), content };

@@ -328,7 +328,7 @@ fn the_participant_pulls_as_diffs_json_records() {
                 store.merge(&decoded(&pair["before"][side]["encodedContent"]), Mode::Content, now).unwrap();
                 store
             };
-            let mut participant = Participant::new(load(me), 7);
+            let mut participant = Participant::new(load(me), u64::MAX, 7);
             let responder = load(peer);
             let hashes = pull["otherHashes"].to_string();
             let announce = decode(&format!("[\"tx1\",2,{hashes}]")).unwrap();
@@ -375,7 +375,7 @@ fn the_participant_starts_up_with_or_without_answers() {
     use partyd::protocol::mergeable::participant::{Participant, Target, REQUEST_TIMEOUT_MS};
     use partyd::protocol::mergeable::tree::MergeableStore;
     let now = 1_700_000_100_000;
-    let mut participant = Participant::new(MergeableStore::new("S"), 1);
+    let mut participant = Participant::new(MergeableStore::new("S"), u64::MAX, 1);
     let started = participant.start(now);
     assert_eq!(started.sends.len(), 1);
     assert_eq!(started.sends[0].to, Target::Everyone);
@@ -389,7 +389,7 @@ fn the_participant_starts_up_with_or_without_answers() {
     assert!(expired.sends[0].remainder.ends_with(",2,[0,0]]"), "{}", expired.sends[0].remainder);
 
     // Answered: S pulls the answerer's value, then announces the merged hashes.
-    let mut participant = Participant::new(MergeableStore::new("S"), 2);
+    let mut participant = Participant::new(MergeableStore::new("S"), u64::MAX, 2);
     let ask = decode(&participant.start(now).sends[0].remainder).unwrap();
     let mut client = MergeableStore::new("client");
     client.set_value("open", partyd::protocol::json::JsValue::Bool(true), now);

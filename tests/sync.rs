@@ -11,7 +11,7 @@ use common::*;
 use partyd::config::Config;
 
 fn sync_config(dir: &Path) -> Config {
-    let text = "[parties.sync]\nkind = \"tinybase-sync\"\n\n[parties.tiny]\nkind = \"tinybase-sync\"\nmax_message_bytes = 1024\n";
+    let text = "[parties.sync]\nkind = \"tinybase-sync\"\n\n[parties.tiny]\nkind = \"tinybase-sync\"\nmax_message_bytes = 1024\n\n[parties.small]\nkind = \"tinybase-sync\"\nmax_room_bytes = 400\n";
     let mut config = Config::from_toml_str(text, Path::new("sync test")).expect("valid config");
     config.listen = ([127, 0, 0, 1], 0).into();
     config.data_dir = dir.to_path_buf();
@@ -218,5 +218,21 @@ async fn the_admin_api_shows_deletes_and_refuses_server_writes_for_sync_rooms() 
     assert_eq!(admin("DELETE", "/_partyd/parties/sync/rooms/room").await.0, StatusCode::OK);
     assert_eq!(a.closed().await, Ended::Closed(Some(4000)));
     assert_eq!(get_body(addr, "/parties/sync/room/store").await, "[{},{}]");
+    server.server.shutdown().await.unwrap();
+}
+
+#[actix_web::test]
+async fn changes_that_would_outgrow_max_room_bytes_are_neither_merged_nor_relayed() {
+    let dir = data_dir();
+    let server = start_with(sync_config(dir.path()));
+    let mut a = connect_url(&format!("ws://{}/parties/small/room", server.addr)).await;
+    from_server(&a.next_text().await, 1);
+    let mut b = connect_url(&format!("ws://{}/parties/small/room", server.addr)).await;
+    let big = format!("[\"big\",3,[[{{\"t\":[{{\"r\":[{{\"c\":[\"{}\",\"NjEtLV-----67WEb\"]}}]}}]}}],[{{}}],1]]", "x".repeat(500));
+    a.send(&format!("\n{big}")).await;
+    a.send(&format!("\n{CELL}")).await;
+    // The small change after it arrives; the big one never does.
+    assert_eq!(next_relayed(&mut b).await.split_once('\n').unwrap().1, CELL);
+    assert_eq!(get_body(server.addr, "/parties/small/room/store").await, r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#);
     server.server.shutdown().await.unwrap();
 }

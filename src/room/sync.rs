@@ -26,17 +26,15 @@ pub fn now_ms() -> u64 {
 pub struct SyncState {
     /// The server's replica.
     pub participant: Participant,
-    /// Bytes of the room's entries in storage (as loaded, plus what was written since).
-    pub stored_bytes: u64,
     sockets_by_id: HashMap<Arc<str>, SocketId>,
     ids_by_socket: HashMap<SocketId, Arc<str>>,
 }
 
 impl SyncState {
-    /// A room around its loaded store.
-    pub fn new(store: MergeableStore, stored_bytes: u64) -> Self {
+    /// A room around its loaded store, which merges refuse to grow past `max_bytes`.
+    pub fn new(store: MergeableStore, max_bytes: u64) -> Self {
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        Self { participant: Participant::new(store, seed), stored_bytes, sockets_by_id: HashMap::new(), ids_by_socket: HashMap::new() }
+        Self { participant: Participant::new(store, max_bytes, seed), sockets_by_id: HashMap::new(), ids_by_socket: HashMap::new() }
     }
 
     /// Adds a client under the id it asked for (its `Sec-WebSocket-Key`), or, when that is taken
@@ -67,15 +65,18 @@ impl SyncState {
 
     /// Routes one valid message from `socket` (spec §4.2): to `S` first when it is for everyone
     /// or for `S`, then to every other client or to the one addressed. `remainders` are relayed
-    /// byte for byte (several when the message came in fragments).
-    pub fn route(&mut self, socket: SocketId, recipient: &str, remainders: Vec<String>, message: SyncMessage, round: &mut Round) {
-        let Some(sender) = self.ids_by_socket.get(&socket).cloned() else { return };
+    /// byte for byte (several when the message came in fragments). Changes `S` refused as too
+    /// large are not relayed either; returns whether that happened.
+    pub fn route(&mut self, socket: SocketId, recipient: &str, remainders: Vec<String>, message: SyncMessage, round: &mut Round) -> bool {
+        let Some(sender) = self.ids_by_socket.get(&socket).cloned() else { return false };
+        let mut refused = false;
         if recipient.is_empty() || recipient == SERVER_ID {
             let reaction = self.participant.receive(&sender, &message, now_ms());
+            refused = reaction.refused_too_large;
             self.react(reaction, round);
         }
-        if recipient == SERVER_ID {
-            return;
+        if recipient == SERVER_ID || refused {
+            return refused;
         }
         let target = if recipient.is_empty() { None } else { Some(self.sockets_by_id.get(recipient).copied()) };
         for remainder in remainders {
@@ -86,6 +87,7 @@ impl SyncState {
                 Some(None) => tracing::debug!("dropping a message for a client that is not in the room"),
             }
         }
+        false
     }
 
     /// When the participant next needs the clock, if it waits for anything.
@@ -102,9 +104,7 @@ impl SyncState {
     /// Saves what the participant accepted and queues what it sends, in that order of effect
     /// (the round is durable before any of it is sent).
     fn react(&mut self, reaction: Reaction, round: &mut Round) {
-        let writes = touched_writes(&self.participant.store, &reaction.touched);
-        self.stored_bytes += writes.iter().map(|write| (write.key.len() + write.value.as_ref().map_or(0, Vec::len)) as u64).sum::<u64>();
-        round.writes.extend(writes);
+        round.writes.extend(touched_writes(&self.participant.store, &reaction.touched));
         for outgoing in reaction.sends {
             let frame: ByteString = format!("{SERVER_ID}\n{}", outgoing.remainder).into();
             match outgoing.to {
@@ -137,7 +137,7 @@ mod tests {
 
     #[test]
     fn two_sockets_with_the_same_key_are_kept_apart_and_reserved_ids_are_never_given() {
-        let mut state = SyncState::new(MergeableStore::new("S"), 0);
+        let mut state = SyncState::new(MergeableStore::new("S"), u64::MAX);
         let mut round = Round::default();
         let first = state.join(1, "key==", &mut round);
         assert_eq!(sends(&round).len(), 1, "the first client starts the participant's exchange");
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn a_broadcast_reaches_s_first_then_everyone_but_the_sender() {
-        let mut state = SyncState::new(MergeableStore::new("S"), 0);
+        let mut state = SyncState::new(MergeableStore::new("S"), u64::MAX);
         let mut round = Round::default();
         state.join(1, "a", &mut round);
         state.join(2, "b", &mut round);

@@ -11,16 +11,14 @@ use crate::protocol::mergeable::tree::{Leaf, MergeableStore, Mode, Node, Touched
 use crate::storage::layout::{decode_mergeable_entry_key, mergeable_entry_key, MergeableSection};
 use crate::storage::{EntryWrite, Storage, StorageError};
 
-/// Reads a room's merged store (empty if nothing is stored) and its stored size in bytes.
-/// Entries that do not parse are skipped with a warning and left on disk.
-pub fn load_mergeable(storage: &dyn Storage, key: &RoomKey, unique_id: &str, now_ms: u64) -> Result<(MergeableStore, u64), StorageError> {
+/// Reads a room's merged store (empty if nothing is stored). Entries that do not parse are
+/// skipped with a warning and left on disk.
+pub fn load_mergeable(storage: &dyn Storage, key: &RoomKey, unique_id: &str, now_ms: u64) -> Result<MergeableStore, StorageError> {
     let entries = storage.load_room(room_path(key))?;
     let mut store = MergeableStore::new(unique_id);
     let mut tables = Builder::default();
     let mut values = Builder::default();
-    let mut bytes = 0u64;
     for (entry_key, value) in entries {
-        bytes += (entry_key.len() + value.len()) as u64;
         let parsed = decode_mergeable_entry_key(&entry_key)
             .zip(std::str::from_utf8(&value).ok().and_then(|text| json::parse(text, true).ok()).and_then(stamp_parts));
         let Some(((section, ids), stamp)) = parsed else {
@@ -36,7 +34,7 @@ pub fn load_mergeable(storage: &dyn Storage, key: &RoomKey, unique_id: &str, now
             tracing::error!(%invalid, "stored mergeable content does not load; starting the room empty");
         }
     }
-    Ok((store, bytes))
+    Ok(store)
 }
 
 /// `(value, hlc, hash)` of a stored `[value, hlc, hash]`.

@@ -203,8 +203,8 @@ impl RoomTask {
             PartyKind::TinybasePersister => load_store(self.storage.as_ref(), &self.key).map(|store| self.store = Some(store)),
             PartyKind::TinybaseSync => {
                 let unique_id = uuid::Uuid::new_v4().to_string();
-                load_mergeable(self.storage.as_ref(), &self.key, &unique_id, now_ms())
-                    .map(|(store, bytes)| self.sync = Some(SyncState::new(store, bytes)))
+                let max_bytes = self.limits.max_room_bytes as u64;
+                load_mergeable(self.storage.as_ref(), &self.key, &unique_id, now_ms()).map(|store| self.sync = Some(SyncState::new(store, max_bytes)))
             }
         };
         match loaded {
@@ -285,7 +285,9 @@ impl RoomTask {
             Command::Sync { socket, recipient, remainders, message } => {
                 if let Some(sync) = self.sync.as_mut() {
                     self.cached_body = None;
-                    sync.route(socket, &recipient, remainders, message, round);
+                    if sync.route(socket, &recipient, remainders, message, round) {
+                        self.counters.refused_room_full.inc();
+                    }
                 }
             }
             Command::GetMergeable { reply } => {
@@ -310,7 +312,7 @@ impl RoomTask {
                     PartyKind::TinybasePersister => self.store = Some(PersisterStore::new()),
                     PartyKind::TinybaseSync => {
                         let unique_id = uuid::Uuid::new_v4().to_string();
-                        self.sync = Some(SyncState::new(crate::protocol::mergeable::tree::MergeableStore::new(&unique_id), 0));
+                        self.sync = Some(SyncState::new(crate::protocol::mergeable::tree::MergeableStore::new(&unique_id), self.limits.max_room_bytes as u64));
                     }
                 }
                 self.cached_body = None;
@@ -430,7 +432,7 @@ impl RoomTask {
         if !writes.is_empty() {
             let stored_bytes = match (&self.store, &self.sync) {
                 (Some(store), _) => store.stored_bytes() as u64,
-                (None, Some(sync)) => sync.stored_bytes,
+                (None, Some(sync)) => sync.participant.bytes,
                 (None, None) => 0,
             };
             self.storage.write(path, writes, stored_bytes)?;

@@ -42,6 +42,8 @@ pub struct Reaction {
     pub sends: Vec<Outgoing>,
     /// Leaves the store accepted (to be saved before anything is sent).
     pub touched: Touched,
+    /// Changes were refused because the store would outgrow its byte limit.
+    pub refused_too_large: bool,
 }
 
 impl Reaction {
@@ -86,6 +88,10 @@ struct Pending {
 pub struct Participant {
     /// The merged store.
     pub store: MergeableStore,
+    /// The store's size as [`leaf_bytes`] counts it.
+    pub bytes: u64,
+    /// Changes that would take `bytes` over this (and grow it) are refused.
+    max_bytes: u64,
     pulls: HashMap<u64, Pull>,
     pending: HashMap<String, Pending>,
     next_pull: u64,
@@ -93,9 +99,10 @@ pub struct Participant {
 }
 
 impl Participant {
-    /// A participant around `store`; `seed` makes its ids.
-    pub fn new(store: MergeableStore, seed: u64) -> Self {
-        Self { store, pulls: HashMap::new(), pending: HashMap::new(), next_pull: 0, random: seed | 1 }
+    /// A participant around `store` that refuses to grow it past `max_bytes`; `seed` makes its ids.
+    pub fn new(store: MergeableStore, max_bytes: u64, seed: u64) -> Self {
+        let bytes = store_bytes(&store);
+        Self { store, bytes, max_bytes, pulls: HashMap::new(), pending: HashMap::new(), next_pull: 0, random: seed | 1 }
     }
 
     /// Starts the start-up exchange (§5.1): ask everyone for their hashes, pull from the first
@@ -164,14 +171,37 @@ impl Participant {
         reaction
     }
 
+    /// Merges changes unless they could take the store over its byte limit (all or nothing: the
+    /// estimate counts every incoming leaf as accepted).
     fn merge(&mut self, changes: &JsValue, now_ms: u64, reaction: &mut Reaction) {
+        let places = incoming_leaves(changes);
+        let before: HashMap<&LeafPlace, u64> = places.iter().map(|(place, _)| (place, self.existing_bytes(place))).collect();
+        let incoming: u64 = places.iter().map(|(place, value)| leaf_bytes(place, value)).sum();
+        let estimate = (self.bytes + incoming).saturating_sub(before.values().sum());
+        if estimate > self.max_bytes && estimate > self.bytes {
+            tracing::info!(estimate, limit = self.max_bytes, "refusing changes: the room would be too large");
+            reaction.refused_too_large = true;
+            return;
+        }
         match self.store.merge(changes, Mode::Changes, now_ms) {
             Ok(touched) => {
+                for (place, old) in &before {
+                    let new = self.existing_bytes(place);
+                    self.bytes = (self.bytes + new).saturating_sub(*old);
+                }
                 reaction.touched.cells.extend(touched.cells);
                 reaction.touched.values.extend(touched.values);
             }
             Err(invalid) => tracing::debug!(%invalid, "ignoring changes the store refuses"),
         }
+    }
+
+    fn existing_bytes(&self, place: &LeafPlace) -> u64 {
+        let leaf = match place {
+            LeafPlace::Cell(table, row, cell) => self.store.tables.child_ref(table).and_then(|t| t.child_ref(row)).and_then(|r| r.child_ref(cell)),
+            LeafPlace::Value(id) => self.store.values.child_ref(id),
+        };
+        leaf.map_or(0, |leaf| leaf_bytes(place, &leaf.value))
     }
 
     fn on_response(&mut self, from: &str, request_id: Option<&str>, body: &JsValue, now_ms: u64, reaction: &mut Reaction) {
@@ -322,6 +352,72 @@ impl Participant {
             })
             .collect()
     }
+}
+
+/// Where a leaf lives.
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum LeafPlace {
+    Cell(String, String, String),
+    Value(String),
+}
+
+/// Roughly what a leaf costs in storage: its ids, its value's JSON, its stamp and hash. A
+/// tombstone counts no value, so that a deletion never makes a room larger.
+fn leaf_bytes(place: &LeafPlace, value: &JsValue) -> u64 {
+    let ids = match place {
+        LeafPlace::Cell(table, row, cell) => table.len() + row.len() + cell.len(),
+        LeafPlace::Value(id) => id.len(),
+    };
+    let mut json = String::new();
+    if *value != JsValue::Undefined {
+        crate::protocol::json::write_wire(value, &mut json);
+    }
+    (ids + json.len() + 32) as u64
+}
+
+fn store_bytes(store: &MergeableStore) -> u64 {
+    let cells = store.tables.children().flat_map(|(table, rows)| {
+        rows.children().flat_map(move |(row, cells)| cells.children().map(move |(cell, leaf)| leaf_bytes(&LeafPlace::Cell(table.into(), row.into(), cell.into()), &leaf.value)))
+    });
+    let values = store.values.children().map(|(id, leaf)| leaf_bytes(&LeafPlace::Value(id.into()), &leaf.value));
+    cells.sum::<u64>() + values.sum::<u64>()
+}
+
+/// Every leaf of a changes message `[tables, values, 1]` with its value (anything malformed is
+/// left out; the merge refuses it anyway).
+fn incoming_leaves(changes: &JsValue) -> Vec<(LeafPlace, &JsValue)> {
+    fn children(stamp: &JsValue) -> &[(String, JsValue)] {
+        match stamp {
+            JsValue::Array(parts) => match parts.first() {
+                Some(JsValue::Object(members)) => members,
+                _ => &[],
+            },
+            _ => &[],
+        }
+    }
+    fn thing(stamp: &JsValue) -> &JsValue {
+        match stamp {
+            JsValue::Array(parts) => parts.first().unwrap_or(stamp),
+            _ => stamp,
+        }
+    }
+    let JsValue::Array(parts) = changes else { return Vec::new() };
+    let mut leaves = Vec::new();
+    if let Some(tables) = parts.first() {
+        for (table, rows) in children(tables) {
+            for (row, cells) in children(rows) {
+                for (cell, leaf) in children(cells) {
+                    leaves.push((LeafPlace::Cell(table.clone(), row.clone(), cell.clone()), thing(leaf)));
+                }
+            }
+        }
+    }
+    if let Some(values) = parts.get(1) {
+        for (id, leaf) in children(values) {
+            leaves.push((LeafPlace::Value(id.clone()), thing(leaf)));
+        }
+    }
+    leaves
 }
 
 fn hashes_body([tables, values]: [u32; 2]) -> JsValue {
