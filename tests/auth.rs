@@ -252,3 +252,42 @@ async fn public_key_algorithms_verify_tokens_signed_with_their_private_keys() {
         server.server.shutdown().await.unwrap();
     }
 }
+
+#[actix_web::test]
+async fn a_read_token_on_a_sync_room_may_ask_but_its_data_is_dropped() {
+    std::env::set_var("PARTYD_TEST_JWT_SYNC", SECRET);
+    let dir = data_dir();
+    let server = start_with(config_with("[parties.sync]\nkind = \"tinybase-sync\"\n[parties.sync.auth]\nmode = \"jwt\"\nsecret_env = \"PARTYD_TEST_JWT_SYNC\"\n", dir.path()));
+    let addr = server.addr;
+    let (writer, reader) = (valid(serde_json::json!({})), valid(serde_json::json!({"access": "read"})));
+    assert_eq!(upgrade_status(&format!("ws://{addr}/parties/sync/r"), None).await, Err(StatusCode::UNAUTHORIZED));
+    let mut read_socket = connect_url(&format!("ws://{addr}/parties/sync/r?token={reader}")).await;
+    let mut write_socket = connect_url(&format!("ws://{addr}/parties/sync/r?token={writer}")).await;
+    let change = |value: u32| format!("\n[\"c{value}\",3,[[{{}}],[{{\"v\":[{value},\"NjEtLV-----67WE{value}\"]}}],1]]");
+    read_socket.send(&change(6)).await;
+    read_socket.send("\n[\"h\",2,[1,2]]").await;
+    // A request from the reader is relayed; the data it sent before never reaches the writer.
+    read_socket.send("\n[\"last\",1,\"\"]").await;
+    loop {
+        let frame = write_socket.next_text().await;
+        if frame.ends_with("\n[\"last\",1,\"\"]") {
+            break;
+        }
+        assert!(frame.starts_with("S\n"), "only S spoke before: {frame}");
+    }
+    write_socket.send(&change(2)).await;
+    // The reader receives the writer's change, and may still ask S.
+    loop {
+        if read_socket.next_text().await.ends_with(&change(2)[1..]) {
+            break;
+        }
+    }
+    read_socket.send("S\n[\"ask\",1,\"\"]").await;
+    loop {
+        if read_socket.next_text().await.starts_with("S\n[\"ask\",0,") {
+            break;
+        }
+    }
+    assert_eq!(request(addr, "GET", &format!("/parties/sync/r/store?token={writer}"), "").await.body, "[{},{\"v\":2}]");
+    server.server.shutdown().await.unwrap();
+}
