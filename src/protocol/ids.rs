@@ -63,7 +63,7 @@ id_basics!(ValueId);
 
 impl Ord for TabularId {
     fn cmp(&self, other: &Self) -> Ordering {
-        by_index_then(&self.0, &other.0, |a, b| escaped_then_quote(a).cmp(escaped_then_quote(b)))
+        by_index_then(&self.0, &other.0, escaped_then_quote_cmp)
     }
 }
 
@@ -74,7 +74,9 @@ impl Ord for ValueId {
 }
 
 fn by_index_then(a: &str, b: &str, rest: impl Fn(&str, &str) -> Ordering) -> Ordering {
-    match (is_array_index(a), is_array_index(b)) {
+    // Only ids starting with a digit can be array indices; most ids skip the parse.
+    let index = |id: &str| if id.as_bytes().first().is_some_and(u8::is_ascii_digit) { is_array_index(id) } else { None };
+    match (index(a), index(b)) {
         (Some(a), Some(b)) => a.cmp(&b),
         (Some(_), None) => Ordering::Less,
         (None, Some(_)) => Ordering::Greater,
@@ -82,39 +84,28 @@ fn by_index_then(a: &str, b: &str, rest: impl Fn(&str, &str) -> Ordering) -> Ord
     }
 }
 
-/// The bytes of `esc(id) + '"'`, lazily, without allocating.
-fn escaped_then_quote(id: &str) -> impl Iterator<Item = u8> + '_ {
-    id.chars()
-        .flat_map(|c| {
-            let mut utf8 = [0u8; 4];
-            let encoded: EscapedChar = match escape_char(c) {
-                Some(escape) => EscapedChar::Static(escape.as_bytes().iter()),
-                None => {
-                    let len = c.encode_utf8(&mut utf8).len();
-                    EscapedChar::Raw(utf8, 0, len)
-                }
-            };
-            encoded
-        })
-        .chain(std::iter::once(b'"'))
-}
-
-enum EscapedChar {
-    Static(std::slice::Iter<'static, u8>),
-    Raw([u8; 4], usize, usize),
-}
-
-impl Iterator for EscapedChar {
-    type Item = u8;
-
-    fn next(&mut self) -> Option<u8> {
-        match self {
-            Self::Static(bytes) => bytes.next().copied(),
-            Self::Raw(bytes, at, len) => (*at < *len).then(|| {
-                *at += 1;
-                bytes[*at - 1]
-            }),
+/// Compares `esc(a) + '"'` with `esc(b) + '"'` without building them. Up to the first byte
+/// where `a` and `b` differ, their escaped forms are equal too; there, an escaped character
+/// starts with `\` and no escape is a prefix of another, so that one position decides.
+fn escaped_then_quote_cmp(a: &str, b: &str) -> Ordering {
+    let (x, y) = (a.as_bytes(), b.as_bytes());
+    let first_difference = x.iter().zip(y).position(|(p, q)| p != q);
+    let (p, q) = match first_difference {
+        Some(at) => (Some(x[at]), Some(y[at])),
+        None => (x.get(y.len()).copied(), y.get(x.len()).copied()),
+    };
+    // `None` is the closing quote of the shorter id.
+    let escaped = |byte: Option<u8>| -> &'static [u8] {
+        match byte {
+            None => b"\"",
+            Some(byte) if byte < 0x80 => escape_char(byte as char).map_or(&[], str::as_bytes),
+            Some(_) => &[],
         }
+    };
+    let first = |byte: Option<u8>| escaped(byte).first().copied().or(byte).unwrap_or(b'"');
+    match (escaped(p), escaped(q)) {
+        (e, f) if !e.is_empty() && !f.is_empty() && p.is_some() && q.is_some() => e.cmp(f),
+        _ => first(p).cmp(&first(q)),
     }
 }
 
@@ -135,6 +126,29 @@ mod tests {
         // `"` escapes to `\"` (0x5C after the shared prefix), `\` to `\\`, control chars to `\u00xx`.
         let ids: Vec<TabularId> = ["a\"", "a\\", "a\n", "a", "a#", "ab"].map(TabularId::from).to_vec();
         assert_eq!(sorted(&ids), ["a", "a#", "a\"", "a\\", "a\n", "ab"].map(TabularId::from).to_vec());
+    }
+
+    /// The straightforward order: build both escaped forms and compare their bytes.
+    fn reference_cmp(a: &str, b: &str) -> Ordering {
+        let escaped = |id: &str| {
+            let mut out = String::new();
+            for c in id.chars() {
+                match escape_char(c) {
+                    Some(escape) => out.push_str(escape),
+                    None => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        };
+        escaped(a).as_bytes().cmp(escaped(b).as_bytes())
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_fast_order_is_the_escaped_order(a in "[a\"\\\n\u{1}\u{1f}#!0-9é😀 ]{0,6}", b in "[a\"\\\n\u{1}\u{1f}#!0-9é😀 ]{0,6}") {
+            proptest::prop_assert_eq!(escaped_then_quote_cmp(&a, &b), reference_cmp(&a, &b), "{:?} vs {:?}", a, b);
+        }
     }
 
     #[test]

@@ -78,14 +78,39 @@ impl PersisterStore {
     /// Rebuilds a room from its stored entries.
     pub fn from_entries(entries: impl IntoIterator<Item = StoredEntry>) -> Self {
         let mut store = Self::new();
+        // Storage lists a row's cells together: gather them and look the row up once.
+        let mut row: Option<(String, String, Vec<(String, CellText)>)> = None;
         for entry in entries {
             match entry {
                 StoredEntry::StoreFlag => store.has_store = true,
-                StoredEntry::Cell { table, row, cell, text } => store.set_cell(&table, &row, &cell, text),
+                StoredEntry::Cell { table, row: row_id, cell, text } => match &mut row {
+                    Some((t, r, cells)) if *t == table && *r == row_id => cells.push((cell, text)),
+                    _ => {
+                        if let Some(done) = row.replace((table, row_id, vec![(cell, text)])) {
+                            store.set_row_cells(done);
+                        }
+                    }
+                },
                 StoredEntry::Value { id, text } => store.set_value(&id, text),
             }
         }
+        if let Some(done) = row {
+            store.set_row_cells(done);
+        }
         store
+    }
+
+    fn set_row_cells(&mut self, (table, row, cells): (String, String, Vec<(String, CellText)>)) {
+        let mut added = 0;
+        let mut removed = 0;
+        let target = self.tables.entry(TabularId::from(table.as_str())).or_default().entry(TabularId::from(row.as_str())).or_default();
+        for (cell, text) in cells {
+            added += cell_bytes(&[&table, &row, &cell], &text);
+            if let Some(old) = target.insert(TabularId::new(cell.clone()), text) {
+                removed += cell_bytes(&[&table, &row, &cell], &old);
+            }
+        }
+        self.bytes = self.bytes + added - removed;
     }
 
     /// Whether the room has a store (an empty store differs from none).
