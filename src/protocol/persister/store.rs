@@ -11,6 +11,8 @@ mod peek;
 
 type Row = BTreeMap<TabularId, CellText>;
 type Table = BTreeMap<TabularId, Row>;
+/// One stored row while loading: table id, row id and its cells.
+type RowCells = (String, String, Vec<(String, CellText)>);
 
 /// One logical storage write (the room layer maps these to keys).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,7 +81,7 @@ impl PersisterStore {
     pub fn from_entries(entries: impl IntoIterator<Item = StoredEntry>) -> Self {
         let mut store = Self::new();
         // Storage lists a row's cells together: gather them and look the row up once.
-        let mut row: Option<(String, String, Vec<(String, CellText)>)> = None;
+        let mut row: Option<RowCells> = None;
         for entry in entries {
             match entry {
                 StoredEntry::StoreFlag => store.has_store = true,
@@ -100,7 +102,7 @@ impl PersisterStore {
         store
     }
 
-    fn set_row_cells(&mut self, (table, row, cells): (String, String, Vec<(String, CellText)>)) {
+    fn set_row_cells(&mut self, (table, row, cells): RowCells) {
         let mut added = 0;
         let mut removed = 0;
         let target = self.tables.entry(TabularId::from(table.as_str())).or_default().entry(TabularId::from(row.as_str())).or_default();
