@@ -104,6 +104,9 @@ pub struct Config {
     pub parties: BTreeMap<String, PartyConfig>,
     /// The admin API's bearer token; `None` keeps the admin API off.
     pub admin_token: Option<String>,
+    /// HTTP worker threads. Each room lives on the worker that loaded it and every delivery to
+    /// a socket on another worker crosses threads, so one worker is the default.
+    pub workers: usize,
 }
 
 /// One party: a named kind of room with its settings.
@@ -203,6 +206,7 @@ struct ServerSection {
     idle_timeout_seconds: Option<u64>,
     room_queue: Option<usize>,
     idle_unload_seconds: Option<u64>,
+    workers: Option<usize>,
     allowed_origins: Option<Vec<String>>,
     max_message_bytes: Option<usize>,
     max_room_bytes: Option<usize>,
@@ -291,6 +295,11 @@ impl Config {
             limits,
             parties,
             admin_token: None,
+            workers: match server.workers {
+                Some(workers @ 1..=256) => workers,
+                Some(_) => return Err(invalid("server.workers", "must be 1 to 256")),
+                None => 1,
+            },
         })
     }
 

@@ -62,9 +62,11 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
         observed.flush_batch.observe(waiters as f64);
     }));
     let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits, metrics.clone()));
+    let workers = config.workers;
     let state = web::Data::new(http::AppState { config: Arc::new(config), rooms: rooms.clone(), storage: storage.clone(), metrics });
     let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
         .disable_signals()
+        .workers(workers)
         .shutdown_timeout(HTTP_SHUTDOWN_GRACE.as_secs())
         .listen(listener)
         .map_err(|source| StartError::Bind { addr, source })?

@@ -178,6 +178,7 @@ fn bad_input_names_the_file_and_the_key() {
         ("[server]\nmax_message_bytes = 0", "server.max_message_bytes"),
         ("[server]\nmax_message_bytes = \"big\"", "max_message_bytes"),
         ("[server]\nidle_timeout_seconds = 0", "server.idle_timeout_seconds"),
+        ("[server]\nworkers = 0", "server.workers"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"store\"", "parties.main.store_path"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"/\"", "parties.main.store_path"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nresponse_headers = { \"Bad Header\" = \"1\" }", "parties.main.response_headers"),
