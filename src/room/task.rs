@@ -490,15 +490,14 @@ impl RoomTask {
     /// Sends a frame to every socket whose connection id is not `exclude`; a socket that cannot
     /// take it (too many unsent bytes) is cut off as a slow consumer.
     fn broadcast(&mut self, exclude: Option<&str>, frame: ByteString) {
-        let counters = &self.counters;
+        let mut delivered = 0u64;
         self.members.retain(|socket, member| {
             if exclude == Some(&*member.connection_id) {
                 return true;
             }
             match member.deliver(&frame) {
                 Ok(()) => {
-                    counters.messages_out.inc();
-                    counters.bytes_out.inc_by(frame.len() as u64);
+                    delivered += 1;
                     true
                 }
                 Err(SendError::Full) => {
@@ -509,6 +508,8 @@ impl RoomTask {
                 Err(SendError::Gone) => false,
             }
         });
+        self.counters.messages_out.inc_by(delivered);
+        self.counters.bytes_out.inc_by(delivered * frame.len() as u64);
         self.count_members();
     }
 

@@ -124,14 +124,8 @@ impl Connection {
                 biased;
                 next = outbox.next() => match next {
                     Next::Frame(frame) => {
-                        let len = frame.len();
-                        let sent = tokio::select! {
-                            sent = session.text(frame) => sent.is_ok(),
-                            order = outbox.closed() => break Ending::Close(order.code, order.reason),
-                        };
-                        outbox.sent(len);
-                        if !sent {
-                            break Ending::PeerGone(None);
+                        if let Some(ending) = send_ready_frames(&mut session, &mut outbox, frame).await {
+                            break ending;
                         }
                     }
                     Next::Close(order) => break Ending::Close(order.code, order.reason),
@@ -300,6 +294,24 @@ impl Connection {
         self.counters.ignored_invalid.inc();
         tracing::info!(reason, "closing a synchronizer socket that sent an invalid message");
         Some(Ending::Close(close::INVALID_PAYLOAD, "tinybase:14"))
+    }
+}
+
+/// Sends `first` and then every frame already queued, without going back to the connection's
+/// other work in between (a busy room queues several frames per round).
+async fn send_ready_frames(session: &mut Session, outbox: &mut OutboxReceiver, first: bytestring::ByteString) -> Option<Ending> {
+    let mut frame = first;
+    loop {
+        let len = frame.len();
+        let sent = tokio::select! {
+            sent = session.text(frame) => sent.is_ok(),
+            order = outbox.closed() => return Some(Ending::Close(order.code, order.reason)),
+        };
+        outbox.sent(len);
+        if !sent {
+            return Some(Ending::PeerGone(None));
+        }
+        frame = outbox.try_frame()?;
     }
 }
 

@@ -119,6 +119,14 @@ impl OutboxReceiver {
         }
     }
 
+    /// The next queued frame if there is one and no close order.
+    pub fn try_frame(&mut self) -> Option<ByteString> {
+        if self.close_order().is_some() {
+            return None;
+        }
+        self.frames.try_recv().ok()
+    }
+
     /// The close order, if the room has given one.
     pub fn close_order(&self) -> Option<CloseOrder> {
         self.close.borrow().clone()
