@@ -1,8 +1,8 @@
 //! The `tinybase-persister` room's bridge to storage: rebuilding its store from stored entries
 //! and turning the store's logical writes into storage entry writes.
 
-use crate::protocol::persister::{CellText, PersisterStore, StoreOp, StoredEntry};
-use crate::storage::layout::{decode_persister_entry_key, persister_entry_key, PersisterKey};
+use crate::protocol::persister::{CellText, PersisterStore, StoreBuilder, StoreOp};
+use crate::storage::layout::{persister_entry_key, read_persister_entry_key, PersisterKey, PersisterKeyRef};
 use crate::storage::{EntryWrite, RoomPath, Storage, StorageError};
 
 use super::RoomKey;
@@ -15,25 +15,23 @@ pub fn room_path(key: &RoomKey) -> RoomPath<'_> {
 /// Reads a room's store from storage. Entries that do not parse are skipped with a warning
 /// (they are left on disk untouched).
 pub fn load_store(storage: &dyn Storage, key: &RoomKey) -> Result<PersisterStore, StorageError> {
-    let entries = storage.load_room(room_path(key))?;
-    let stored = entries.into_iter().filter_map(|(entry_key, value)| {
-        let entry = decode_entry(&entry_key, value);
-        if entry.is_none() {
-            tracing::warn!(entry_key = ?String::from_utf8_lossy(&entry_key), "skipping a stored entry that does not parse");
+    let mut builder = StoreBuilder::default();
+    storage.visit_room(room_path(key), &mut |entry_key, value| {
+        if add_entry(&mut builder, entry_key, value).is_none() {
+            tracing::warn!(entry_key = ?String::from_utf8_lossy(entry_key), "skipping a stored entry that does not parse");
         }
-        entry
-    });
-    Ok(PersisterStore::from_entries(stored))
+    })?;
+    Ok(builder.finish())
 }
 
-fn decode_entry(entry_key: &[u8], value: Vec<u8>) -> Option<StoredEntry> {
-    let key = decode_persister_entry_key(entry_key)?;
-    let text = || CellText::from_stored(String::from_utf8(value).ok()?).ok();
-    Some(match key {
-        PersisterKey::StoreFlag => StoredEntry::StoreFlag,
-        PersisterKey::Cell { table, row, cell } => StoredEntry::Cell { table, row, cell, text: text()? },
-        PersisterKey::Value { id } => StoredEntry::Value { id, text: text()? },
-    })
+fn add_entry(builder: &mut StoreBuilder, entry_key: &[u8], value: &[u8]) -> Option<()> {
+    let text = || CellText::from_stored(std::str::from_utf8(value).ok()?.to_owned()).ok();
+    match read_persister_entry_key(entry_key)? {
+        PersisterKeyRef::StoreFlag => builder.store_flag(),
+        PersisterKeyRef::Cell { table, row, cell } => builder.cell(table, row, cell, text()?),
+        PersisterKeyRef::Value { id } => builder.value(id, text()?),
+    }
+    Some(())
 }
 
 /// The storage writes that carry out the store's logical writes, in order.

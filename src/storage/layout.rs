@@ -98,20 +98,37 @@ pub fn persister_entry_key(key: &PersisterKey) -> Vec<u8> {
     }
 }
 
-/// Reads an entry key back; `None` for keys that do not parse.
-pub fn decode_persister_entry_key(bytes: &[u8]) -> Option<PersisterKey> {
+/// A persister entry key read in place, its ids borrowed from the key bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PersisterKeyRef<'a> {
+    StoreFlag,
+    Cell { table: &'a str, row: &'a str, cell: &'a str },
+    Value { id: &'a str },
+}
+
+/// Reads an entry key back without copying; `None` for keys that do not parse.
+pub fn read_persister_entry_key(bytes: &[u8]) -> Option<PersisterKeyRef<'_>> {
     let (tag, rest) = bytes.split_first()?;
-    let text = |bytes: &[u8]| String::from_utf8(bytes.to_vec()).ok();
+    let text = |bytes| std::str::from_utf8(bytes).ok();
     match *tag {
-        STORE_FLAG_TAG if rest.is_empty() => Some(PersisterKey::StoreFlag),
+        STORE_FLAG_TAG if rest.is_empty() => Some(PersisterKeyRef::StoreFlag),
         CELL_TAG => {
             let (table, rest) = take_segment(rest)?;
             let (row, cell) = take_segment(rest)?;
-            Some(PersisterKey::Cell { table: text(table)?, row: text(row)?, cell: text(cell)? })
+            Some(PersisterKeyRef::Cell { table: text(table)?, row: text(row)?, cell: text(cell)? })
         }
-        VALUE_TAG => Some(PersisterKey::Value { id: text(rest)? }),
+        VALUE_TAG => Some(PersisterKeyRef::Value { id: text(rest)? }),
         _ => None,
     }
+}
+
+/// Reads an entry key back; `None` for keys that do not parse.
+pub fn decode_persister_entry_key(bytes: &[u8]) -> Option<PersisterKey> {
+    Some(match read_persister_entry_key(bytes)? {
+        PersisterKeyRef::StoreFlag => PersisterKey::StoreFlag,
+        PersisterKeyRef::Cell { table, row, cell } => PersisterKey::Cell { table: table.into(), row: row.into(), cell: cell.into() },
+        PersisterKeyRef::Value { id } => PersisterKey::Value { id: id.into() },
+    })
 }
 
 /// The first byte of every entry key of a `tinybase-sync` room (never a persister tag).

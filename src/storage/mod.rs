@@ -105,6 +105,14 @@ pub struct StoredRoom {
 pub trait Storage: Send + Sync + 'static {
     /// Every entry of a room in key order: (entry key without the room prefix, value).
     fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError>;
+    /// Calls `visit` with every entry of a room (key without the room prefix, value), in key
+    /// order, without collecting them first.
+    fn visit_room(&self, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        for (key, value) in self.load_room(room)? {
+            visit(&key, &value);
+        }
+        Ok(())
+    }
     /// Applies the writes, and the room's index entry (`stored_bytes`, now), as one atomic
     /// batch. Not durable until [`Storage::durable`] says so.
     fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError>;

@@ -92,6 +92,15 @@ impl Storage for SledStorage {
             .collect()
     }
 
+    fn visit_room(&self, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        let prefix = room_prefix(room.party, room.room);
+        for entry in self.db.scan_prefix(&prefix) {
+            let (key, value) = entry.map_err(engine_error)?;
+            visit(&key[prefix.len()..], &value);
+        }
+        Ok(())
+    }
+
     fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError> {
         let prefix = room_prefix(room.party, room.room);
         let mut batch = sled::Batch::default();

@@ -16,7 +16,7 @@ mod tests_reference;
 
 pub use parse::{parse_changes, parse_content, parse_frame, IgnoredFrame, InvalidContent};
 pub use permissions::{CellType, Permissions};
-pub use store::{Applied, PersisterStore, PutOutcome, StoreOp, StoredEntry};
+pub use store::{Applied, PersisterStore, PutOutcome, StoreBuilder, StoreOp, StoredEntry};
 
 use super::json::{self, JsValue};
 

@@ -11,8 +11,6 @@ mod peek;
 
 type Row = BTreeMap<TabularId, CellText>;
 type Table = BTreeMap<TabularId, Row>;
-/// One stored row while loading: table id, row id and its cells.
-type RowCells = (String, String, Vec<(String, CellText)>);
 
 /// One logical storage write (the room layer maps these to keys).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -77,42 +75,17 @@ impl PersisterStore {
         Self::default()
     }
 
-    /// Rebuilds a room from its stored entries.
+    /// Rebuilds a room from its stored entries (in any order).
     pub fn from_entries(entries: impl IntoIterator<Item = StoredEntry>) -> Self {
-        let mut store = Self::new();
-        // Storage lists a row's cells together: gather them and look the row up once.
-        let mut row: Option<RowCells> = None;
+        let mut builder = StoreBuilder::default();
         for entry in entries {
             match entry {
-                StoredEntry::StoreFlag => store.has_store = true,
-                StoredEntry::Cell { table, row: row_id, cell, text } => match &mut row {
-                    Some((t, r, cells)) if *t == table && *r == row_id => cells.push((cell, text)),
-                    _ => {
-                        if let Some(done) = row.replace((table, row_id, vec![(cell, text)])) {
-                            store.set_row_cells(done);
-                        }
-                    }
-                },
-                StoredEntry::Value { id, text } => store.set_value(&id, text),
+                StoredEntry::StoreFlag => builder.store_flag(),
+                StoredEntry::Cell { table, row, cell, text } => builder.cell(&table, &row, &cell, text),
+                StoredEntry::Value { id, text } => builder.value(&id, text),
             }
         }
-        if let Some(done) = row {
-            store.set_row_cells(done);
-        }
-        store
-    }
-
-    fn set_row_cells(&mut self, (table, row, cells): RowCells) {
-        let mut added = 0;
-        let mut removed = 0;
-        let target = self.tables.entry(TabularId::from(table.as_str())).or_default().entry(TabularId::from(row.as_str())).or_default();
-        for (cell, text) in cells {
-            added += cell_bytes(&[&table, &row, &cell], &text);
-            if let Some(old) = target.insert(TabularId::new(cell.clone()), text) {
-                removed += cell_bytes(&[&table, &row, &cell], &old);
-            }
-        }
-        self.bytes = self.bytes + added - removed;
+        builder.finish()
     }
 
     /// Whether the room has a store (an empty store differs from none).
@@ -341,4 +314,56 @@ fn push_member(out: &mut String, id: &str, json_text: &str) {
     json::write_string(id, out);
     out.push(':');
     out.push_str(json_text);
+}
+
+/// Rebuilds a store from stored entries one at a time. Storage lists a row's cells together, so
+/// the builder gathers them and looks the row up (and allocates its ids) once per row.
+#[derive(Default)]
+pub struct StoreBuilder {
+    store: PersisterStore,
+    row: Option<(TabularId, TabularId, Vec<(TabularId, CellText)>)>,
+}
+
+impl StoreBuilder {
+    /// The room has a store.
+    pub fn store_flag(&mut self) {
+        self.store.has_store = true;
+    }
+
+    /// One stored cell.
+    pub fn cell(&mut self, table: &str, row: &str, cell: &str, text: CellText) {
+        match &mut self.row {
+            Some((t, r, cells)) if t.as_str() == table && r.as_str() == row => cells.push((TabularId::from(cell), text)),
+            _ => {
+                self.flush_row();
+                self.row = Some((TabularId::from(table), TabularId::from(row), vec![(TabularId::from(cell), text)]));
+            }
+        }
+    }
+
+    /// One stored value.
+    pub fn value(&mut self, id: &str, text: CellText) {
+        self.store.set_value(id, text);
+    }
+
+    /// The store.
+    pub fn finish(mut self) -> PersisterStore {
+        self.flush_row();
+        self.store
+    }
+
+    fn flush_row(&mut self) {
+        let Some((table, row, cells)) = self.row.take() else { return };
+        let (mut added, mut removed) = (0, 0);
+        let ids = [table.as_str().len(), row.as_str().len()].iter().sum::<usize>();
+        let target = self.store.tables.entry(table).or_default().entry(row).or_default();
+        for (cell, text) in cells {
+            added += ids + cell.as_str().len() + text.as_str().len();
+            let cell_len = cell.as_str().len();
+            if let Some(old) = target.insert(cell, text) {
+                removed += ids + cell_len + old.as_str().len();
+            }
+        }
+        self.store.bytes = self.store.bytes + added - removed;
+    }
 }
