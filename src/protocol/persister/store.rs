@@ -316,12 +316,15 @@ fn push_member(out: &mut String, id: &str, json_text: &str) {
     out.push_str(json_text);
 }
 
+/// A row being gathered while loading: table id, row id and its cells so far.
+type GatheredRow = (TabularId, TabularId, Vec<(TabularId, CellText)>);
+
 /// Rebuilds a store from stored entries one at a time. Storage lists a row's cells together, so
 /// the builder gathers them and looks the row up (and allocates its ids) once per row.
 #[derive(Default)]
 pub struct StoreBuilder {
     store: PersisterStore,
-    row: Option<(TabularId, TabularId, Vec<(TabularId, CellText)>)>,
+    row: Option<GatheredRow>,
 }
 
 impl StoreBuilder {
