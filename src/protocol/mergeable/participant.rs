@@ -9,6 +9,8 @@ use super::hlc::ALPHABET;
 use super::message::MessageType;
 use super::tree::{MergeableStore, Mode, Touched};
 use crate::protocol::json::JsValue;
+use size::{incoming_leaves, leaf_bytes, store_bytes, LeafPlace};
+use stamps::{empty_stamp, is_empty_object, merge_into, pair, stamp_with_object};
 
 /// The client id of the server's participant.
 pub const SERVER_ID: &str = "S";
@@ -354,72 +356,6 @@ impl Participant {
     }
 }
 
-/// Where a leaf lives.
-#[derive(Debug, PartialEq, Eq, Hash)]
-enum LeafPlace {
-    Cell(String, String, String),
-    Value(String),
-}
-
-/// Roughly what a leaf costs in storage: its ids, its value's JSON, its stamp and hash. A
-/// tombstone counts no value, so that a deletion never makes a room larger.
-fn leaf_bytes(place: &LeafPlace, value: &JsValue) -> u64 {
-    let ids = match place {
-        LeafPlace::Cell(table, row, cell) => table.len() + row.len() + cell.len(),
-        LeafPlace::Value(id) => id.len(),
-    };
-    let mut json = String::new();
-    if *value != JsValue::Undefined {
-        crate::protocol::json::write_wire(value, &mut json);
-    }
-    (ids + json.len() + 32) as u64
-}
-
-fn store_bytes(store: &MergeableStore) -> u64 {
-    let cells = store.tables.children().flat_map(|(table, rows)| {
-        rows.children().flat_map(move |(row, cells)| cells.children().map(move |(cell, leaf)| leaf_bytes(&LeafPlace::Cell(table.into(), row.into(), cell.into()), &leaf.value)))
-    });
-    let values = store.values.children().map(|(id, leaf)| leaf_bytes(&LeafPlace::Value(id.into()), &leaf.value));
-    cells.sum::<u64>() + values.sum::<u64>()
-}
-
-/// Every leaf of a changes message `[tables, values, 1]` with its value (anything malformed is
-/// left out; the merge refuses it anyway).
-fn incoming_leaves(changes: &JsValue) -> Vec<(LeafPlace, &JsValue)> {
-    fn children(stamp: &JsValue) -> &[(String, JsValue)] {
-        match stamp {
-            JsValue::Array(parts) => match parts.first() {
-                Some(JsValue::Object(members)) => members,
-                _ => &[],
-            },
-            _ => &[],
-        }
-    }
-    fn thing(stamp: &JsValue) -> &JsValue {
-        match stamp {
-            JsValue::Array(parts) => parts.first().unwrap_or(stamp),
-            _ => stamp,
-        }
-    }
-    let JsValue::Array(parts) = changes else { return Vec::new() };
-    let mut leaves = Vec::new();
-    if let Some(tables) = parts.first() {
-        for (table, rows) in children(tables) {
-            for (row, cells) in children(rows) {
-                for (cell, leaf) in children(cells) {
-                    leaves.push((LeafPlace::Cell(table.clone(), row.clone(), cell.clone()), thing(leaf)));
-                }
-            }
-        }
-    }
-    if let Some(values) = parts.get(1) {
-        for (id, leaf) in children(values) {
-            leaves.push((LeafPlace::Value(id.clone()), thing(leaf)));
-        }
-    }
-    leaves
-}
-
 fn hashes_body([tables, values]: [u32; 2]) -> JsValue {
     JsValue::Array(vec![JsValue::Number(tables.into()), JsValue::Number(values.into())])
 }
@@ -434,97 +370,7 @@ fn content_hashes(body: &JsValue) -> Option<[u32; 2]> {
     }
 }
 
-fn empty_stamp() -> JsValue {
-    JsValue::Array(vec![JsValue::Object(Vec::new())])
-}
-
-fn pair(body: &JsValue) -> Option<(JsValue, &JsValue)> {
-    match body {
-        JsValue::Array(parts) if parts.len() == 2 => Some((parts[0].clone(), &parts[1])),
-        _ => None,
-    }
-}
-
-fn is_empty_object(value: &JsValue) -> Option<bool> {
-    match value {
-        JsValue::Object(members) => Some(members.is_empty()),
-        _ => None,
-    }
-}
-
-/// Checks that a stamp is `[{…}]` or `[{…}, hlc]`.
-fn stamp_with_object(stamp: JsValue) -> Option<JsValue> {
-    match &stamp {
-        JsValue::Array(parts) if matches!(parts.first(), Some(JsValue::Object(_))) && parts.len() <= 2 => Some(stamp),
-        _ => None,
-    }
-}
-
-/// The children of a stamp `[{…}, …]`.
-fn stamp_children(stamp: &mut JsValue) -> Option<&mut Vec<(String, JsValue)>> {
-    let JsValue::Array(parts) = stamp else { return None };
-    let JsValue::Object(members) = parts.first_mut()? else { return None };
-    Some(members)
-}
-
-fn hlc_of(stamp: &JsValue) -> &str {
-    match stamp {
-        JsValue::Array(parts) => match parts.get(1) {
-            Some(JsValue::String(hlc)) => hlc,
-            _ => "",
-        },
-        _ => "",
-    }
-}
-
-/// Raises a stamp's HLC to `hlc` if that is later (the slot is then written, §3.3).
-fn raise_hlc(stamp: &mut JsValue, hlc: &str) {
-    let latest = hlc_of(stamp).max(hlc).to_owned();
-    if let JsValue::Array(parts) = stamp {
-        parts.truncate(1);
-        parts.push(JsValue::String(latest));
-    }
-}
-
-fn child<'a>(members: &'a mut Vec<(String, JsValue)>, id: &str) -> &'a mut JsValue {
-    let position = match members.iter().position(|(member, _)| member == id) {
-        Some(position) => position,
-        None => {
-            members.push((id.to_owned(), empty_stamp()));
-            members.len() - 1
-        }
-    };
-    &mut members[position].1
-}
-
-/// Adds the tables, rows and cells of `from` to the tables stamp `into` (spec §3.3).
-fn merge_into(into: &mut JsValue, mut from: JsValue) -> Option<()> {
-    let from_hlc = hlc_of(&from).to_owned();
-    let from_tables = stamp_children(&mut from)?;
-    let into_tables = stamp_children(into)?;
-    for (table_id, mut table_stamp) in std::mem::take(from_tables) {
-        let table_hlc = hlc_of(&table_stamp).to_owned();
-        let rows = stamp_children(&mut table_stamp)?;
-        let table = child(into_tables, &table_id);
-        for (row_id, mut row_stamp) in std::mem::take(rows) {
-            let row_hlc = hlc_of(&row_stamp).to_owned();
-            let cells = stamp_children(&mut row_stamp)?;
-            let table_rows = stamp_children(table)?;
-            let row = child(table_rows, &row_id);
-            let row_cells = stamp_children(row)?;
-            for (cell_id, cell) in std::mem::take(cells) {
-                match row_cells.iter_mut().find(|(id, _)| *id == cell_id) {
-                    Some((_, existing)) => *existing = cell,
-                    None => row_cells.push((cell_id, cell)),
-                }
-            }
-            raise_hlc(row, &row_hlc);
-        }
-        raise_hlc(table, &table_hlc);
-    }
-    raise_hlc(into, &from_hlc);
-    Some(())
-}
-
+mod size;
+mod stamps;
 #[cfg(test)]
 mod tests;

@@ -2,6 +2,7 @@
 //! vectors in tests/mergeable_vectors.rs).
 
 use super::*;
+use super::stamps::merge_into;
 use crate::protocol::json::parse;
 
 fn stamp(text: &str) -> JsValue {
