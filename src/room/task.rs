@@ -425,19 +425,12 @@ impl RoomTask {
         if !delete_room && writes.is_empty() {
             return Ok(());
         }
-        let path = room_path(&self.key);
-        if delete_room {
-            self.storage.delete_room(path)?;
-        }
-        if !writes.is_empty() {
-            let stored_bytes = match (&self.store, &self.sync) {
-                (Some(store), _) => store.stored_bytes() as u64,
-                (None, Some(sync)) => sync.participant.bytes,
-                (None, None) => 0,
-            };
-            self.storage.write(path, writes, stored_bytes)?;
-        }
-        self.storage.durable().await
+        let stored_bytes = match (&self.store, &self.sync) {
+            (Some(store), _) => store.stored_bytes() as u64,
+            (None, Some(sync)) => sync.participant.bytes,
+            (None, None) => 0,
+        };
+        self.storage.commit(room_path(&self.key), delete_room, writes, stored_bytes).await
     }
 
     fn carry_out(&mut self, effect: Effect) {

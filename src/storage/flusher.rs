@@ -1,6 +1,7 @@
-//! Group commit: one thread owns flushing. Every caller of `durable()` queues a waiter; the
-//! thread takes all waiters queued so far, runs one flush, answers them all, and repeats. A
-//! waiter queued while a flush runs waits for the next one (its write may have come too late).
+//! Group commit: one thread owns writing and flushing. Every caller queues its work (writes, or
+//! nothing for a plain `durable()`) with a waiter; the thread takes everything queued so far,
+//! commits it as one unit (one write and one flush), answers every waiter, and repeats. Work
+//! queued while a commit runs waits for the next one.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, PoisonError, RwLock};
@@ -13,6 +14,7 @@ use tokio::sync::oneshot;
 use super::{DurableTicket, StorageError};
 
 type Waiter = oneshot::Sender<Result<(), StorageError>>;
+
 
 /// Told the duration and the number of waiters of every flush (for metrics).
 pub type FlushObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
@@ -37,35 +39,44 @@ struct Counters {
 }
 
 /// The handle to the flushing thread; dropping it answers pending waiters and stops the thread.
-pub struct Flusher {
-    waiters: Option<mpsc::Sender<Waiter>>,
+pub struct Flusher<W: Send + 'static = ()> {
+    jobs: Option<mpsc::Sender<(W, Waiter)>>,
     counters: Arc<Counters>,
     thread: Option<JoinHandle<()>>,
 }
 
-impl Flusher {
-    /// Starts the thread; `flush` makes everything written so far durable.
-    pub fn start<F>(flush: F) -> std::io::Result<Self>
+impl<W: Send + 'static> Flusher<W> {
+    /// Starts the thread; `commit` applies the queued work of a round, in queue order, and
+    /// makes it durable.
+    pub fn start<F>(commit: F) -> std::io::Result<Self>
     where
-        F: Fn() -> Result<(), StorageError> + Send + 'static,
+        F: Fn(Vec<W>) -> Result<(), StorageError> + Send + 'static,
     {
-        let (sender, receiver) = mpsc::channel::<Waiter>();
+        let (sender, receiver) = mpsc::channel::<(W, Waiter)>();
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("partyd-flusher".into())
-            .spawn(move || run(&receiver, &flush, &thread_counters))?;
-        Ok(Self { waiters: Some(sender), counters, thread: Some(thread) })
+            .spawn(move || run(&receiver, &commit, &thread_counters))?;
+        Ok(Self { jobs: Some(sender), counters, thread: Some(thread) })
     }
 
-    /// A ticket answered by the next flush that starts after this call.
-    pub fn durable(&self) -> DurableTicket {
+    /// Queues `work`; the ticket is answered once the commit that includes it is durable.
+    pub fn submit(&self, work: W) -> DurableTicket {
         let (waiter, answer) = oneshot::channel();
-        if let Some(waiters) = &self.waiters {
+        if let Some(jobs) = &self.jobs {
             // If the thread is gone the waiter is dropped and the ticket reports an error.
-            let _ = waiters.send(waiter);
+            let _ = jobs.send((work, waiter));
         }
         DurableTicket::new(answer)
+    }
+
+    /// A ticket answered by the next commit that starts after this call.
+    pub fn durable(&self) -> DurableTicket
+    where
+        W: Default,
+    {
+        self.submit(W::default())
     }
 
     /// Calls `observer` after every flush from now on.
@@ -83,21 +94,20 @@ impl Flusher {
     }
 }
 
-impl Drop for Flusher {
+impl<W: Send + 'static> Drop for Flusher<W> {
     fn drop(&mut self) {
-        drop(self.waiters.take());
+        drop(self.jobs.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
     }
 }
 
-fn run(receiver: &mpsc::Receiver<Waiter>, flush: &dyn Fn() -> Result<(), StorageError>, counters: &Counters) {
+fn run<W>(receiver: &mpsc::Receiver<(W, Waiter)>, commit: &dyn Fn(Vec<W>) -> Result<(), StorageError>, counters: &Counters) {
     while let Ok(first) = receiver.recv() {
-        let mut batch = vec![first];
-        batch.extend(receiver.try_iter());
+        let (work, batch): (Vec<W>, Vec<Waiter>) = std::iter::once(first).chain(receiver.try_iter()).unzip();
         let started = Instant::now();
-        let result = flush();
+        let result = commit(work);
         let elapsed = started.elapsed();
         counters.last_flush_micros.store(elapsed.as_micros() as u64, Ordering::Relaxed);
         if let Some(observer) = counters.observer.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
@@ -124,7 +134,7 @@ mod tests {
     async fn many_waiters_share_few_flushes_and_all_are_answered() {
         let flushes = Arc::new(AtomicUsize::new(0));
         let counted = flushes.clone();
-        let flusher = Flusher::start(move || {
+        let flusher = Flusher::start(move |_: Vec<()>| {
             counted.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(5));
             Ok(())
@@ -142,7 +152,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_flush_is_reported_to_its_waiters() {
-        let flusher = Flusher::start(|| Err(StorageError::Io("disk on fire".into()))).unwrap();
+        let flusher = Flusher::start(|_: Vec<()>| Err(StorageError::Io("disk on fire".into()))).unwrap();
         let error = flusher.durable().await.unwrap_err();
         assert!(error.to_string().contains("disk on fire"));
     }

@@ -68,6 +68,13 @@ impl DurableTicket {
     pub(crate) fn new(answer: oneshot::Receiver<Result<(), StorageError>>) -> Self {
         Self { answer }
     }
+
+    /// A ticket that already failed.
+    pub fn failed(error: StorageError) -> Self {
+        let (sender, answer) = oneshot::channel();
+        let _ = sender.send(Err(error));
+        Self { answer }
+    }
 }
 
 impl Future for DurableTicket {
@@ -120,6 +127,24 @@ pub trait Storage: Send + Sync + 'static {
     fn delete_room(&self, room: RoomPath<'_>) -> Result<(), StorageError>;
     /// Group commit: a ticket that resolves once everything written so far is flushed.
     fn durable(&self) -> DurableTicket;
+    /// A room's round: deletes the room first if asked, then applies `writes` and its index
+    /// entry atomically; the ticket resolves once that is durable. An engine may queue the
+    /// work and commit many rooms' rounds together (sled: one batch and one flush).
+    fn commit(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> DurableTicket {
+        let applied = (|| {
+            if delete_room {
+                self.delete_room(room)?;
+            }
+            if !writes.is_empty() {
+                self.write(room, writes, stored_bytes)?;
+            }
+            Ok(())
+        })();
+        match applied {
+            Ok(()) => self.durable(),
+            Err(error) => DurableTicket::failed(error),
+        }
+    }
     /// Flushes now, blocking (used at shutdown).
     fn flush(&self) -> Result<(), StorageError>;
     /// A party's stored rooms in name order (bytewise), those starting with `prefix` and

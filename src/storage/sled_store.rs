@@ -11,10 +11,14 @@ use super::{DurableTicket, EntryWrite, RoomEntries, RoomMeta, RoomPath, Storage,
 /// loads; 64 MiB keeps recently unloaded rooms warm without dominating RSS.
 const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Whole keys and their new values (`None`: remove), in order.
+type Ops = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
 /// The one sled database of the server.
 pub struct SledStorage {
     db: sled::Db,
-    flusher: Flusher,
+    /// Applies the queued rounds of every room as one batch, then flushes.
+    flusher: Flusher<Ops>,
 }
 
 impl SledStorage {
@@ -30,8 +34,22 @@ impl SledStorage {
             .open()
             .map_err(|error| open_error(dir, error))?;
         let flush_db = db.clone();
-        let flusher = Flusher::start(move || flush_db.flush().map(drop).map_err(engine_error))
-            .map_err(|error| io_error(dir, &error))?;
+        let flusher = Flusher::start(move |rounds: Vec<Ops>| {
+            let mut batch = sled::Batch::default();
+            let mut any = false;
+            for (key, value) in rounds.into_iter().flatten() {
+                any = true;
+                match value {
+                    Some(value) => batch.insert(key, value),
+                    None => batch.remove(key),
+                }
+            }
+            if any {
+                flush_db.apply_batch(batch).map_err(engine_error)?;
+            }
+            flush_db.flush().map(drop).map_err(engine_error)
+        })
+        .map_err(|error| io_error(dir, &error))?;
         Ok(Arc::new(Self { db, flusher }))
     }
 }
@@ -80,6 +98,47 @@ fn engine_error(error: sled::Error) -> StorageError {
     StorageError::Io(error.to_string().into())
 }
 
+/// The operations that write a room's entries and its index entry.
+fn write_ops(room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Ops {
+    let prefix = room_prefix(room.party, room.room);
+    let mut ops: Ops = writes
+        .into_iter()
+        .map(|write| {
+            let mut key = Vec::with_capacity(prefix.len() + write.key.len());
+            key.extend_from_slice(&prefix);
+            key.extend_from_slice(&write.key);
+            (key, write.value)
+        })
+        .collect();
+    let meta = RoomMeta { stored_bytes, written_at_ms: now_ms() };
+    ops.push((index_key(room.party, room.room), Some(encode_meta(meta).to_vec())));
+    ops
+}
+
+/// Applies operations as one atomic batch.
+fn apply(db: &sled::Db, ops: Ops) -> Result<(), StorageError> {
+    let mut batch = sled::Batch::default();
+    for (key, value) in ops {
+        match value {
+            Some(value) => batch.insert(key, value),
+            None => batch.remove(key),
+        }
+    }
+    db.apply_batch(batch).map_err(engine_error)
+}
+
+impl SledStorage {
+    /// The operations that remove every entry of a room and its index entry.
+    fn delete_ops(&self, room: RoomPath<'_>) -> Result<Ops, StorageError> {
+        let mut ops = Vec::new();
+        for key in self.db.scan_prefix(room_prefix(room.party, room.room)).keys() {
+            ops.push((key.map_err(engine_error)?.to_vec(), None));
+        }
+        ops.push((index_key(room.party, room.room), None));
+        Ok(ops)
+    }
+}
+
 impl Storage for SledStorage {
     fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError> {
         let prefix = room_prefix(room.party, room.room);
@@ -102,33 +161,30 @@ impl Storage for SledStorage {
     }
 
     fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError> {
-        let prefix = room_prefix(room.party, room.room);
-        let mut batch = sled::Batch::default();
-        let mut key = prefix.clone();
-        for write in writes {
-            key.truncate(prefix.len());
-            key.extend_from_slice(&write.key);
-            match write.value {
-                Some(value) => batch.insert(key.as_slice(), value),
-                None => batch.remove(key.as_slice()),
-            }
-        }
-        let meta = RoomMeta { stored_bytes, written_at_ms: now_ms() };
-        batch.insert(index_key(room.party, room.room), encode_meta(meta).to_vec());
-        self.db.apply_batch(batch).map_err(engine_error)
+        apply(&self.db, write_ops(room, writes, stored_bytes))
     }
 
     fn delete_room(&self, room: RoomPath<'_>) -> Result<(), StorageError> {
-        let mut batch = sled::Batch::default();
-        for entry in self.db.scan_prefix(room_prefix(room.party, room.room)).keys() {
-            batch.remove(entry.map_err(engine_error)?);
-        }
-        batch.remove(index_key(room.party, room.room));
-        self.db.apply_batch(batch).map_err(engine_error)
+        apply(&self.db, self.delete_ops(room)?)
     }
 
     fn durable(&self) -> DurableTicket {
         self.flusher.durable()
+    }
+
+    fn commit(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> DurableTicket {
+        let mut ops = if delete_room {
+            match self.delete_ops(room) {
+                Ok(ops) => ops,
+                Err(error) => return DurableTicket::failed(error),
+            }
+        } else {
+            Vec::new()
+        };
+        if !writes.is_empty() {
+            ops.extend(write_ops(room, writes, stored_bytes));
+        }
+        self.flusher.submit(ops)
     }
 
     fn flush(&self) -> Result<(), StorageError> {
