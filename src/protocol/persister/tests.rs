@@ -3,7 +3,8 @@
 use super::*;
 use proptest::prelude::*;
 
-fn store_with(body: &str) -> PersisterStore {
+/// A store made by a PUT of `body` (shared with tests_edges.rs).
+pub(super) fn store_with(body: &str) -> PersisterStore {
     let mut store = PersisterStore::new();
     let content = parse_content(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
     assert!(matches!(store.put(content), PutOutcome::Saved { created_store: true, .. }), "{body}");

@@ -1,15 +1,9 @@
 //! More edge cases of spec §12 (websocket side, numbers, ids, ops), one behaviour per test.
 
+use super::tests::store_with;
 use super::*;
 
 const M: &str = "\u{FFFC}";
-
-fn store_with(body: &str) -> PersisterStore {
-    let mut store = PersisterStore::new();
-    let content = parse_content(body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e}"));
-    assert!(matches!(store.put(content), PutOutcome::Saved { created_store: true, .. }), "{body}");
-    store
-}
 
 fn apply(store: &mut PersisterStore, frame: &str) -> Option<Applied> {
     let changes = parse_frame(frame, "").unwrap_or_else(|e| panic!("{frame:?}: {e}"));
