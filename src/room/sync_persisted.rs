@@ -14,20 +14,19 @@ use crate::storage::{EntryWrite, Storage, StorageError};
 /// Reads a room's merged store (empty if nothing is stored). Entries that do not parse are
 /// skipped with a warning and left on disk.
 pub fn load_mergeable(storage: &dyn Storage, key: &RoomKey, unique_id: &str, now_ms: u64) -> Result<MergeableStore, StorageError> {
-    let entries = storage.load_room(room_path(key))?;
     let mut store = MergeableStore::new(unique_id);
     let mut tables = Builder::default();
     let mut values = Builder::default();
-    for (entry_key, value) in entries {
-        let parsed = decode_mergeable_entry_key(&entry_key)
-            .zip(std::str::from_utf8(&value).ok().and_then(|text| json::parse(text, true).ok()).and_then(stamp_parts));
+    storage.visit_room(room_path(key), &mut |entry_key, value| {
+        let parsed = decode_mergeable_entry_key(entry_key)
+            .zip(std::str::from_utf8(value).ok().and_then(|text| json::parse(text, true).ok()).and_then(stamp_parts));
         let Some(((section, ids), stamp)) = parsed else {
-            tracing::warn!(entry_key = ?String::from_utf8_lossy(&entry_key), "skipping a stored entry that does not parse");
-            continue;
+            tracing::warn!(entry_key = ?String::from_utf8_lossy(entry_key), "skipping a stored entry that does not parse");
+            return;
         };
         let (builder, leaf_depth) = if section == MergeableSection::Tables { (&mut tables, 3) } else { (&mut values, 1) };
         builder.insert(&ids, stamp, ids.len() == leaf_depth);
-    }
+    })?;
     if !tables.children.is_empty() || !values.children.is_empty() {
         let content = JsValue::Array(vec![tables.into_stamp(3), values.into_stamp(1)]);
         if let Err(invalid) = store.merge(&content, Mode::Content, now_ms) {
