@@ -141,14 +141,9 @@ impl SledStorage {
 
 impl Storage for SledStorage {
     fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError> {
-        let prefix = room_prefix(room.party, room.room);
-        self.db
-            .scan_prefix(&prefix)
-            .map(|entry| {
-                let (key, value) = entry.map_err(engine_error)?;
-                Ok((key[prefix.len()..].to_vec(), value.to_vec()))
-            })
-            .collect()
+        let mut entries = Vec::new();
+        self.visit_room(room, &mut |key, value| entries.push((key.to_vec(), value.to_vec())))?;
+        Ok(entries)
     }
 
     fn visit_room(&self, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
