@@ -57,6 +57,13 @@ async fn changes_before_a_store_exists_are_ignored_and_rooms_are_isolated() {
     let mut elsewhere = connect(addr, "main", "two", "c").await;
     let mut other_party = connect(addr, "custom", "one", "d").await;
     a.send("s[{},{\"early\":1},1]").await;
+    // The websocket and the PUT are separate connections: wait until the room has seen (and
+    // ignored) the early change, or the PUT could overtake it.
+    until("the early change is ignored", || async {
+        let metrics = request(addr, "GET", "/metrics", "").await.body;
+        metrics.lines().any(|line| line == "partyd_changes_total{outcome=\"ignored\",party=\"main\",reason=\"no_store\"} 1")
+    })
+    .await;
     assert_eq!(put(addr, "/parties/main/one/store", "[{},{}]").await, StatusCode::CREATED);
     assert_eq!(put(addr, "/parties/main/two/store", "[{},{}]").await, StatusCode::CREATED);
     assert_eq!(put(addr, "/parties/custom/one/my_tinybase", "[{},{}]").await, StatusCode::CREATED);
