@@ -48,16 +48,16 @@ pub struct Flusher<W: Send + 'static = ()> {
 impl<W: Send + 'static> Flusher<W> {
     /// Starts the thread; `commit` applies the queued work of a round, in queue order, and
     /// makes it durable.
-    pub fn start<F>(commit: F) -> std::io::Result<Self>
+    pub fn start<F>(mut commit: F) -> std::io::Result<Self>
     where
-        F: Fn(Vec<W>) -> Result<(), StorageError> + Send + 'static,
+        F: FnMut(Vec<W>) -> Result<(), StorageError> + Send + 'static,
     {
         let (sender, receiver) = mpsc::channel::<(W, Waiter)>();
         let counters = Arc::new(Counters::default());
         let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("partyd-flusher".into())
-            .spawn(move || run(&receiver, &commit, &thread_counters))?;
+            .spawn(move || run(&receiver, &mut commit, &thread_counters))?;
         Ok(Self { jobs: Some(sender), counters, thread: Some(thread) })
     }
 
@@ -103,7 +103,7 @@ impl<W: Send + 'static> Drop for Flusher<W> {
     }
 }
 
-fn run<W>(receiver: &mpsc::Receiver<(W, Waiter)>, commit: &dyn Fn(Vec<W>) -> Result<(), StorageError>, counters: &Counters) {
+fn run<W>(receiver: &mpsc::Receiver<(W, Waiter)>, commit: &mut dyn FnMut(Vec<W>) -> Result<(), StorageError>, counters: &Counters) {
     while let Ok(first) = receiver.recv() {
         let (work, batch): (Vec<W>, Vec<Waiter>) = std::iter::once(first).chain(receiver.try_iter()).unzip();
         let started = Instant::now();

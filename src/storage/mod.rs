@@ -2,9 +2,11 @@
 //! HTTP, websockets or TinyBase. Writes are atomic batches; durability comes from
 //! [`Storage::durable`], a group commit shared by every room.
 
+mod applier;
 #[cfg(test)]
 mod crash_tests;
 mod flusher;
+mod journal;
 pub mod layout;
 mod sled_store;
 
@@ -77,6 +79,28 @@ impl DurableTicket {
     }
 }
 
+impl DurableTicket {
+    /// Blocks the calling thread until the ticket resolves (for shutdown and the offline
+    /// commands, which have nothing else to do meanwhile).
+    pub fn wait(self) -> Result<(), StorageError> {
+        struct Unpark(std::thread::Thread);
+        impl std::task::Wake for Unpark {
+            fn wake(self: Arc<Self>) {
+                self.0.unpark();
+            }
+        }
+        let waker = Arc::new(Unpark(std::thread::current())).into();
+        let mut context = Context::from_waker(&waker);
+        let mut ticket = std::pin::pin!(self);
+        loop {
+            if let Poll::Ready(result) = ticket.as_mut().poll(&mut context) {
+                return result;
+            }
+            std::thread::park();
+        }
+    }
+}
+
 impl Future for DurableTicket {
     type Output = Result<(), StorageError>;
 
@@ -145,7 +169,8 @@ pub trait Storage: Send + Sync + 'static {
             Err(error) => DurableTicket::failed(error),
         }
     }
-    /// Flushes now, blocking (used at shutdown).
+    /// Makes everything written so far durable, blocking (used at shutdown and by the offline
+    /// commands).
     fn flush(&self) -> Result<(), StorageError>;
     /// A party's stored rooms in name order (bytewise), those starting with `prefix` and
     /// coming after `after`, at most `limit`.

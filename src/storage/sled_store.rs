@@ -1,9 +1,15 @@
 //! The sled engine: one `Db`, one tree (the default one), keys laid out by [`super::layout`].
+//! Rooms' rounds are made durable by the [`Journal`] (one synchronous block write per group
+//! commit) and reach sled through the [`Applier`], in batches; sled itself is flushed only at
+//! the journal's checkpoints and when asked.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use super::applier::{apply, engine_error, Applier, Nudge};
 use super::flusher::{FlushObserver, FlushStats, Flusher};
+use super::journal::ops::Ops;
+use super::journal::{AppendError, Journal, BLOCK};
 use super::layout::{decode_index_key, index_key, index_party_prefix, index_prefix, room_prefix};
 use super::{DurableTicket, EntryWrite, RoomEntries, RoomMeta, RoomPath, Storage, StorageError, StoredRoom};
 
@@ -11,14 +17,32 @@ use super::{DurableTicket, EntryWrite, RoomEntries, RoomMeta, RoomPath, Storage,
 /// loads; 64 MiB keeps recently unloaded rooms warm without dominating RSS.
 const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Whole keys and their new values (`None`: remove), in order.
-type Ops = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+/// Each journal file: 8 MiB (2,048 blocks; a group commit takes at least one), so a checkpoint
+/// (one sled flush) comes at most every 1,023 group commits, and replay at open reads little.
+const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
+
+/// A unit of work for the group-commit thread.
+#[derive(Debug)]
+enum Work {
+    /// A room's key operations: journaled, then applied.
+    Ops(Ops),
+    /// Make writes that bypassed the journal durable: a sled flush.
+    FlushEngine,
+}
+
+impl Default for Work {
+    fn default() -> Self {
+        Self::FlushEngine
+    }
+}
 
 /// The one sled database of the server.
 pub struct SledStorage {
     db: sled::Db,
-    /// Applies the queued rounds of every room as one batch, then flushes.
-    flusher: Flusher<Ops>,
+    /// Journaled operations on their way into sled; every read settles it first.
+    applier: Arc<Applier>,
+    /// Journals the queued rounds of every room as one record, then hands them to the applier.
+    flusher: Flusher<Work>,
 }
 
 impl SledStorage {
@@ -33,24 +57,14 @@ impl SledStorage {
             .flush_every_ms(None)
             .open()
             .map_err(|error| open_error(dir, error))?;
-        let flush_db = db.clone();
-        let flusher = Flusher::start(move |rounds: Vec<Ops>| {
-            let mut batch = sled::Batch::default();
-            let mut any = false;
-            for (key, value) in rounds.into_iter().flatten() {
-                any = true;
-                match value {
-                    Some(value) => batch.insert(key, value),
-                    None => batch.remove(key),
-                }
-            }
-            if any {
-                flush_db.apply_batch(batch).map_err(engine_error)?;
-            }
-            flush_db.flush().map(drop).map_err(engine_error)
-        })
-        .map_err(|error| io_error(dir, &error))?;
-        Ok(Arc::new(Self { db, flusher }))
+        let (applier, nudge) = Applier::start(db.clone()).map_err(|error| io_error(dir, &error))?;
+        let checkpointed = applier.clone();
+        let mut journal =
+            Journal::open(dir, JOURNAL_BLOCKS, |ops| apply(&db, ops), Box::new(move || checkpointed.flush()))?;
+        let committed = applier.clone();
+        let flusher = Flusher::start(move |rounds: Vec<Work>| commit_rounds(&committed, &nudge, &mut journal, rounds))
+            .map_err(|error| io_error(dir, &error))?;
+        Ok(Arc::new(Self { db, applier, flusher }))
     }
 }
 
@@ -58,6 +72,7 @@ impl SledStorage {
 impl SledStorage {
     /// Every key of the tree, rooms and index alike (for tests that check nothing stray is left).
     pub(crate) fn raw_len(&self) -> usize {
+        self.applier.settle().expect("settles");
         self.db.len()
     }
 }
@@ -94,10 +109,6 @@ fn decode_meta(bytes: &[u8]) -> RoomMeta {
     RoomMeta { stored_bytes: word(0..8), written_at_ms: word(8..16) }
 }
 
-fn engine_error(error: sled::Error) -> StorageError {
-    StorageError::Io(error.to_string().into())
-}
-
 /// The operations that write a room's entries and its index entry.
 fn write_ops(room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Ops {
     let prefix = room_prefix(room.party, room.room);
@@ -115,21 +126,39 @@ fn write_ops(room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> 
     ops
 }
 
-/// Applies operations as one atomic batch.
-fn apply(db: &sled::Db, ops: Ops) -> Result<(), StorageError> {
-    let mut batch = sled::Batch::default();
-    for (key, value) in ops {
-        match value {
-            Some(value) => batch.insert(key, value),
-            None => batch.remove(key),
+/// One group commit: every room's operations are journaled as one record (durable when that
+/// write returns), then queued for sled. sled is flushed when a round asks for it (writes that
+/// bypassed the journal) or is too big for a journal file (then applied and flushed at once).
+fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds: Vec<Work>) -> Result<(), StorageError> {
+    let mut flush_engine = false;
+    let mut ops = Ops::new();
+    for work in rounds {
+        match work {
+            Work::Ops(round) => ops.extend(round),
+            Work::FlushEngine => flush_engine = true,
         }
     }
-    db.apply_batch(batch).map_err(engine_error)
+    if !ops.is_empty() {
+        match journal.append(&ops) {
+            Ok(()) => applier.queue(ops, nudge),
+            Err(AppendError::TooLarge) => {
+                applier.apply(ops)?;
+                flush_engine = true;
+            }
+            Err(AppendError::Storage(error)) => return Err(error),
+        }
+    }
+    if flush_engine {
+        applier.flush()?;
+        journal.everything_checkpointed()?;
+    }
+    Ok(())
 }
 
 impl SledStorage {
     /// The operations that remove every entry of a room and its index entry.
     fn delete_ops(&self, room: RoomPath<'_>) -> Result<Ops, StorageError> {
+        self.applier.settle()?;
         let mut ops = Vec::new();
         for key in self.db.scan_prefix(room_prefix(room.party, room.room)).keys() {
             ops.push((key.map_err(engine_error)?.to_vec(), None));
@@ -147,6 +176,7 @@ impl Storage for SledStorage {
     }
 
     fn visit_room(&self, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+        self.applier.settle()?;
         let prefix = room_prefix(room.party, room.room);
         for entry in self.db.scan_prefix(&prefix) {
             let (key, value) = entry.map_err(engine_error)?;
@@ -156,11 +186,11 @@ impl Storage for SledStorage {
     }
 
     fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError> {
-        apply(&self.db, write_ops(room, writes, stored_bytes))
+        self.applier.apply(write_ops(room, writes, stored_bytes))
     }
 
     fn delete_room(&self, room: RoomPath<'_>) -> Result<(), StorageError> {
-        apply(&self.db, self.delete_ops(room)?)
+        self.applier.apply(self.delete_ops(room)?)
     }
 
     fn durable(&self) -> DurableTicket {
@@ -179,16 +209,19 @@ impl Storage for SledStorage {
         if !writes.is_empty() {
             ops.extend(write_ops(room, writes, stored_bytes));
         }
-        self.flusher.submit(ops)
+        self.flusher.submit(Work::Ops(ops))
     }
 
     fn flush(&self) -> Result<(), StorageError> {
-        self.db.flush().map(drop).map_err(engine_error)
+        // Through the group-commit thread, so the journal is emptied too: the next open has
+        // nothing to replay.
+        self.flusher.durable().wait()
     }
 
     fn list_rooms(&self, party: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredRoom>, StorageError> {
         let party_prefix = index_party_prefix(party);
         let scan_prefix = index_key(party, prefix);
+        self.applier.settle()?;
         let mut rooms = Vec::new();
         for entry in self.db.scan_prefix(&scan_prefix) {
             let (key, value) = entry.map_err(engine_error)?;
@@ -205,6 +238,7 @@ impl Storage for SledStorage {
     }
 
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError> {
+        self.applier.settle()?;
         let mut rooms = Vec::new();
         for key in self.db.scan_prefix(index_prefix()).keys() {
             let key = key.map_err(engine_error)?;

@@ -1,0 +1,247 @@
+//! The write-ahead journal that makes a group commit durable with one synchronous block write
+//! instead of an engine flush. Two preallocated files take turns: records go to the active one;
+//! when it is full the other (already empty) becomes active and a checkpointer thread makes the
+//! engine durable (one engine flush for the whole file's worth of rounds), then empties the full
+//! file by starting a new epoch in its header. At open, records of both files are replayed in
+//! epoch order. Replaying is idempotent: every record holds whole key writes and removals.
+
+mod file;
+pub mod ops;
+
+use std::path::Path;
+use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
+use std::thread::JoinHandle;
+
+use file::{AlignedBuffer, JournalFile};
+
+use super::StorageError;
+
+pub use file::BLOCK;
+
+/// Makes the engine durable (everything applied to it so far survives a crash).
+pub type Checkpoint = Box<dyn Fn() -> Result<(), StorageError> + Send + 'static>;
+
+/// The journal files' names under the data dir.
+const FILE_NAMES: [&str; 2] = ["partyd-journal-0", "partyd-journal-1"];
+
+/// What the writer and the checkpointer share.
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+struct State {
+    /// The epoch each file's header names.
+    epochs: [u64; 2],
+    /// Whether each file holds no record that is not yet checkpointed.
+    empty: [bool; 2],
+    /// The next epoch to hand out.
+    next_epoch: u64,
+    /// The last checkpoint's failure, reported to the writer that waits for it.
+    failure: Option<StorageError>,
+}
+
+/// The writing side, owned by the group-commit thread.
+pub struct Journal {
+    files: [Arc<JournalFile>; 2],
+    active: usize,
+    /// The next free block of the active file.
+    next_block: usize,
+    /// The sequence number of the next record of the active file.
+    next_seq: u64,
+    buffer: AlignedBuffer,
+    payload: Vec<u8>,
+    shared: Arc<Shared>,
+    retire: Option<mpsc::Sender<usize>>,
+    checkpointer: Option<JoinHandle<()>>,
+}
+
+/// Why a round was not journaled.
+#[derive(Debug)]
+pub enum AppendError {
+    /// The round is bigger than a journal file: make it durable through the engine instead.
+    TooLarge,
+    /// Writing failed, or the checkpoint the writer waited for did.
+    Storage(StorageError),
+}
+
+impl Journal {
+    /// Replays every record found under `dir` (oldest first, through `replay`), checkpoints
+    /// when there were any, then empties both files and starts the checkpointer.
+    pub fn open(
+        dir: &Path,
+        blocks: usize,
+        mut replay: impl FnMut(ops::Ops) -> Result<(), StorageError>,
+        checkpoint: Checkpoint,
+    ) -> Result<Self, StorageError> {
+        let io = |error: std::io::Error| StorageError::Io(format!("journal in {}: {error}", dir.display()).into());
+        let paths = FILE_NAMES.map(|name| dir.join(name));
+        let mut found = Vec::new();
+        for path in &paths {
+            found.push(file::read(path).map_err(io)?);
+        }
+        found.sort_by_key(|contents| contents.epoch);
+        let last_epoch = found.iter().filter_map(|contents| contents.epoch).max().unwrap_or(0);
+        let mut replayed = 0usize;
+        for payload in found.into_iter().flat_map(|contents| contents.records) {
+            let ops = ops::decode(&payload).ok_or_else(|| StorageError::Corrupt {
+                path: dir.to_owned(),
+                detail: "a journal record with a valid checksum does not decode".into(),
+            })?;
+            replay(ops)?;
+            replayed += 1;
+        }
+        if replayed > 0 {
+            checkpoint()?;
+            tracing::info!(records = replayed, "journal replayed");
+        }
+        let mut buffer = AlignedBuffer::default();
+        let files = [0, 1].map(|index| JournalFile::create_or_open(&paths[index], blocks).map(Arc::new));
+        let [first, second] = files;
+        let files = [first.map_err(io)?, second.map_err(io)?];
+        let epochs = [last_epoch + 1, last_epoch + 2];
+        for (file, epoch) in files.iter().zip(epochs) {
+            file.reset(epoch, &mut buffer).map_err(io)?;
+        }
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State { epochs, empty: [true, true], next_epoch: last_epoch + 3, failure: None }),
+            changed: Condvar::new(),
+        });
+        let (retire, requests) = mpsc::channel();
+        let checkpointer = {
+            let (files, shared) = (files.clone(), shared.clone());
+            std::thread::Builder::new()
+                .name("partyd-checkpoint".into())
+                .spawn(move || run_checkpointer(&requests, &files, &shared, &checkpoint))
+                .map_err(io)?
+        };
+        let journal = Self {
+            files,
+            active: 0,
+            next_block: 1,
+            next_seq: 0,
+            buffer,
+            payload: Vec::new(),
+            shared,
+            retire: Some(retire),
+            checkpointer: Some(checkpointer),
+        };
+        journal.lock().empty[0] = false;
+        Ok(journal)
+    }
+
+    /// Makes `ops` durable as one record; returns once it is on the device.
+    pub fn append(&mut self, ops: &ops::Ops) -> Result<(), AppendError> {
+        self.payload.clear();
+        ops::encode(ops, &mut self.payload);
+        let needed = file::blocks_for(self.payload.len());
+        let capacity = self.files[self.active].blocks();
+        if needed >= capacity {
+            return Err(AppendError::TooLarge);
+        }
+        if self.next_block + needed > capacity {
+            self.switch().map_err(AppendError::Storage)?;
+        }
+        let epoch = self.lock().epochs[self.active];
+        let file = &self.files[self.active];
+        file.write_record(self.next_block, epoch, self.next_seq, &self.payload, &mut self.buffer)
+            .map_err(|error| AppendError::Storage(StorageError::Io(format!("journal write: {error}").into())))?;
+        self.next_block += needed;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// After the engine was made durable by someone else: waits for a pending checkpoint, then
+    /// empties both files (the active one first, so epochs keep the order of use), so that no
+    /// record older than that flush is ever replayed over writes that bypassed the journal.
+    pub fn everything_checkpointed(&mut self) -> Result<(), StorageError> {
+        let other = 1 - self.active;
+        self.wait_empty(other)?;
+        for index in [self.active, other] {
+            let epoch = take_epoch(&mut self.lock());
+            self.files[index]
+                .reset(epoch, &mut self.buffer)
+                .map_err(|error| StorageError::Io(format!("journal reset: {error}").into()))?;
+            self.lock().epochs[index] = epoch;
+        }
+        self.next_block = 1;
+        self.next_seq = 0;
+        Ok(())
+    }
+
+    /// The active file is full: hand it to the checkpointer and continue in the other one.
+    fn switch(&mut self) -> Result<(), StorageError> {
+        let other = 1 - self.active;
+        self.wait_empty(other)?;
+        self.lock().empty[other] = false;
+        if let Some(retire) = &self.retire {
+            let _ = retire.send(self.active);
+        }
+        self.active = other;
+        self.next_block = 1;
+        self.next_seq = 0;
+        Ok(())
+    }
+
+    /// Waits until file `index` is empty; a failed checkpoint is reported (and asked again).
+    fn wait_empty(&self, index: usize) -> Result<(), StorageError> {
+        let mut state = self.lock();
+        loop {
+            if state.empty[index] {
+                return Ok(());
+            }
+            if let Some(error) = state.failure.take() {
+                if let Some(retire) = &self.retire {
+                    let _ = retire.send(index);
+                }
+                return Err(error);
+            }
+            state = self.shared.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        drop(self.retire.take());
+        if let Some(thread) = self.checkpointer.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The next epoch: larger than any a file has had.
+fn take_epoch(state: &mut State) -> u64 {
+    state.next_epoch += 1;
+    state.next_epoch - 1
+}
+
+/// Empties the files it is handed: engine checkpoint first, then a new epoch in the header.
+fn run_checkpointer(requests: &mpsc::Receiver<usize>, files: &[Arc<JournalFile>; 2], shared: &Shared, checkpoint: &Checkpoint) {
+    let mut buffer = AlignedBuffer::default();
+    while let Ok(index) = requests.recv() {
+        let epoch = take_epoch(&mut shared.state.lock().unwrap_or_else(PoisonError::into_inner));
+        let result = checkpoint().and_then(|()| {
+            files[index].reset(epoch, &mut buffer).map_err(|error| StorageError::Io(format!("journal reset: {error}").into()))
+        });
+        let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) => {
+                state.epochs[index] = epoch;
+                state.empty[index] = true;
+            }
+            Err(error) => {
+                tracing::error!(%error, "journal checkpoint failed");
+                state.failure = Some(error);
+            }
+        }
+        shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests;
