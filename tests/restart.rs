@@ -1,5 +1,6 @@
 //! A graceful restart of the real binary (SIGTERM, exit 0, start again on the same data dir)
-//! keeps every room byte for byte, and closes open sockets with 1001.
+//! keeps every room byte for byte, and closes open sockets with 1001; a big room comes back
+//! from its image, which a later change replaces.
 
 mod common;
 
@@ -47,6 +48,35 @@ async fn a_graceful_restart_keeps_every_store_byte_for_byte() {
     assert_eq!(after, before);
     assert_eq!(put(addr, "/parties/main/flagged/store", "[{},{}]").await, StatusCode::RESET_CONTENT, "the store flag survived");
     assert_eq!(get_body(addr, "/parties/main/never/store").await, "");
+    assert!(partyd.terminate().success());
+}
+
+#[actix_web::test]
+async fn a_big_room_comes_back_from_its_image_and_a_later_change_replaces_the_image() {
+    let dir = data_dir();
+    let config = "[parties.main]\nkind = \"tinybase-persister\"\n";
+    let debug_log = [("RUST_LOG", "info,partyd=debug")];
+    let partyd = Partyd::spawn_with(dir.path(), config, &debug_log);
+    let rows: Vec<String> = (0..2000).map(|i| format!("\"row{i}\":{{\"text\":\"row number {i}\",\"n\":{i}}}")).collect();
+    let content = format!("[{{\"t\":{{{}}}}},{{\"open\":true}}]", rows.join(","));
+    assert_eq!(put(partyd.addr, "/parties/main/big/store", &content).await, StatusCode::CREATED);
+    let before = get_body(partyd.addr, "/parties/main/big/store").await;
+    let log = partyd.log.clone();
+    assert!(partyd.terminate().success());
+    assert!(log.lock().unwrap().iter().any(|line| line.contains("room image saved")), "the stopping room saved its image");
+
+    let partyd = Partyd::spawn_with(dir.path(), config, &debug_log);
+    assert_eq!(get_body(partyd.addr, "/parties/main/big/store").await, before);
+    let mut a = connect(partyd.addr, "main", "big", "a").await;
+    let mut b = connect(partyd.addr, "main", "big", "b").await;
+    a.send("s[{\"t\":{\"row7\":{\"text\":\"changed\"},\"row8\":\"\u{FFFC}\"}},{},1]").await;
+    b.next_text().await;
+    let changed = get_body(partyd.addr, "/parties/main/big/store").await;
+    assert!(changed.contains("\"row7\":{\"n\":7,\"text\":\"changed\"}") && !changed.contains("\"row8\""), "{}", &changed[..200]);
+    // Killed: no image is saved on the way out, so the next load must not find the old one.
+    partyd.kill();
+    let partyd = Partyd::spawn_with(dir.path(), config, &debug_log);
+    assert_eq!(get_body(partyd.addr, "/parties/main/big/store").await, changed);
     assert!(partyd.terminate().success());
 }
 

@@ -3,6 +3,7 @@
 //! [`RoomHandle`]; only the room task touches the room's store and storage.
 
 mod handle;
+mod image;
 pub mod names;
 pub(crate) mod persisted;
 mod registry;

@@ -136,11 +136,14 @@ impl RoomTask {
                     match tokio::time::timeout(idle_unload, commands.recv()).await {
                         Ok(Some(command)) => command,
                         Ok(None) => break,
-                        Err(_) if live.retire(&self.key, &commands) => {
-                            tracing::debug!("idle room leaves memory");
-                            break;
+                        Err(_) => {
+                            self.save_image().await;
+                            if live.retire(&self.key, &commands) {
+                                tracing::debug!("idle room leaves memory");
+                                break;
+                            }
+                            continue;
                         }
-                        Err(_) => continue,
                     }
                 } else {
                     match commands.recv().await {
@@ -415,6 +418,7 @@ impl RoomTask {
         }
         if !shutdown.is_empty() {
             self.close_all(close::GOING_AWAY, "server shutting down");
+            self.save_image().await;
             for done in shutdown {
                 let _ = done.send(());
             }
@@ -425,12 +429,23 @@ impl RoomTask {
         if !delete_room && writes.is_empty() {
             return Ok(());
         }
-        let stored_bytes = match (&self.store, &self.sync) {
+        self.storage.commit(room_path(&self.key), delete_room, writes, self.stored_bytes()).await
+    }
+
+    /// The room's stored size as its kind counts it.
+    fn stored_bytes(&self) -> u64 {
+        match (&self.store, &self.sync) {
             (Some(store), _) => store.stored_bytes() as u64,
             (None, Some(sync)) => sync.participant.bytes,
             (None, None) => 0,
-        };
-        self.storage.commit(room_path(&self.key), delete_room, writes, stored_bytes).await
+        }
+    }
+
+    /// Leaves an image of a big room in storage for its next load (see [`super::image`]).
+    async fn save_image(&self) {
+        if self.is_loaded() {
+            super::image::save_image(&self.storage, &self.key, self.stored_bytes()).await;
+        }
     }
 
     fn carry_out(&mut self, effect: Effect) {

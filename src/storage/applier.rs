@@ -7,7 +7,7 @@
 use std::sync::{mpsc, Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use super::journal::ops::Ops;
+use super::ops::Ops;
 use super::StorageError;
 
 /// How long journaled operations may wait before they are applied to sled when nobody reads.

@@ -62,6 +62,19 @@ pub fn decode_index_key(key: &[u8]) -> Option<(&str, &str)> {
     Some((std::str::from_utf8(party).ok()?, std::str::from_utf8(room).ok()?))
 }
 
+/// The first byte of every room image key (after rooms' 0 and before the index's 0xFF).
+const IMAGE_TAG: u8 = 0xFE;
+
+/// The key of a room's image (all its entries in one value, see `Storage::save_image`):
+/// `0xFE + the room prefix`.
+pub fn image_key(party: &str, room: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(9 + party.len() + room.len());
+    key.push(IMAGE_TAG);
+    push_segment(&mut key, party.as_bytes());
+    push_segment(&mut key, room.as_bytes());
+    key
+}
+
 /// An entry of a `tinybase-persister` room.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PersisterKey {
@@ -198,6 +211,9 @@ mod tests {
         assert!(!index_key("pq", "r").starts_with(&index_party_prefix("p")));
         assert!(index_key("p", "a") < index_key("p", "a b") && index_key("p", "a b") < index_key("p", "b"));
         assert_ne!(room_prefix(&"p".repeat(256), "r")[0], index_prefix()[0]);
+        let image = image_key("p", "r");
+        assert!(image[0] != room_prefix(&"p".repeat(256), "r")[0] && image[0] != index_prefix()[0]);
+        assert_ne!(image_key("p", "qr"), image_key("pq", "r"));
     }
 
     #[test]

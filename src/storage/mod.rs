@@ -6,7 +6,9 @@ mod applier;
 #[cfg(test)]
 mod crash_tests;
 mod flusher;
+mod image;
 mod journal;
+mod ops;
 pub mod layout;
 mod sled_store;
 
@@ -168,6 +170,13 @@ pub trait Storage: Send + Sync + 'static {
             Ok(()) => self.durable(),
             Err(error) => DurableTicket::failed(error),
         }
+    }
+    /// Writes an image of the room (all its entries in one value) so that its next load reads
+    /// one value instead of iterating its keys; any later write to the room removes it. Only a
+    /// faster copy: not durable until the next flush, and losing it costs nothing but speed.
+    /// Call only from the room's one writer. Engines without images do nothing.
+    fn save_image(&self, _room: RoomPath<'_>) -> Result<(), StorageError> {
+        Ok(())
     }
     /// Makes everything written so far durable, blocking (used at shutdown and by the offline
     /// commands).

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use super::applier::{apply, engine_error, Applier, Nudge};
 use super::flusher::{FlushObserver, FlushStats, Flusher};
-use super::journal::ops::Ops;
+use super::image;
+use super::ops::Ops;
 use super::journal::{AppendError, Journal, BLOCK};
 use super::layout::{decode_index_key, index_key, index_party_prefix, index_prefix, room_prefix};
 use super::{DurableTicket, EntryWrite, RoomEntries, RoomMeta, RoomPath, Storage, StorageError, StoredRoom};
@@ -70,6 +71,20 @@ impl SledStorage {
 
 #[cfg(test)]
 impl SledStorage {
+    /// Opens a dir this process just closed. sled's I/O threads may still hold the file lock
+    /// for a moment after the last `Db` is dropped, so poll (with a deadline) until they let go.
+    pub(crate) fn reopen(dir: &Path) -> Arc<Self> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match Self::open(dir) {
+                Err(StorageError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                result => return result.unwrap(),
+            }
+        }
+    }
+
     /// Every key of the tree, rooms and index alike (for tests that check nothing stray is left).
     pub(crate) fn raw_len(&self) -> usize {
         self.applier.settle().expect("settles");
@@ -123,6 +138,7 @@ fn write_ops(room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> 
         .collect();
     let meta = RoomMeta { stored_bytes, written_at_ms: now_ms() };
     ops.push((index_key(room.party, room.room), Some(encode_meta(meta).to_vec())));
+    ops.push(image::removal(room));
     ops
 }
 
@@ -164,6 +180,7 @@ impl SledStorage {
             ops.push((key.map_err(engine_error)?.to_vec(), None));
         }
         ops.push((index_key(room.party, room.room), None));
+        ops.push(image::removal(room));
         Ok(ops)
     }
 }
@@ -177,6 +194,9 @@ impl Storage for SledStorage {
 
     fn visit_room(&self, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
         self.applier.settle()?;
+        if image::visit(&self.db, room, visit)? {
+            return Ok(());
+        }
         let prefix = room_prefix(room.party, room.room);
         for entry in self.db.scan_prefix(&prefix) {
             let (key, value) = entry.map_err(engine_error)?;
@@ -249,6 +269,10 @@ impl Storage for SledStorage {
         Ok(rooms)
     }
 
+    fn save_image(&self, room: RoomPath<'_>) -> Result<(), StorageError> {
+        image::save(&self.db, &self.applier, room).map(drop)
+    }
+
     fn flush_stats(&self) -> FlushStats {
         self.flusher.stats()
     }
@@ -280,7 +304,7 @@ mod tests {
             storage.write(room("a"), vec![EntryWrite { key: b"y".to_vec(), value: None }], 1).unwrap();
             storage.durable().await.unwrap();
         }
-        let storage = reopen(dir.path());
+        let storage = SledStorage::reopen(dir.path());
         assert_eq!(storage.load_room(room("a")).unwrap(), vec![(b"x".to_vec(), b"1".to_vec())]);
         assert_eq!(storage.load_room(room("ab")).unwrap(), vec![(b"x".to_vec(), b"3".to_vec())]);
         assert!(storage.load_room(room("b")).unwrap().is_empty());
@@ -298,7 +322,7 @@ mod tests {
             storage.write(room("big"), second, 0).unwrap();
             storage.durable().await.unwrap();
         }
-        let entries = reopen(dir.path()).load_room(room("big")).unwrap();
+        let entries = SledStorage::reopen(dir.path()).load_room(room("big")).unwrap();
         let expected: Vec<_> = keys(500..1500)
             .into_iter()
             .map(|k| {
@@ -340,21 +364,7 @@ mod tests {
         for ticket in tickets {
             ticket.await.unwrap();
         }
-        assert_eq!(reopen(dir.path()).load_room(room("r")).unwrap(), vec![(b"k".to_vec(), b"v".to_vec())]);
-    }
-
-    /// Opens a dir this process just closed. sled's I/O threads may still hold the file lock
-    /// for a moment after the last `Db` is dropped, so poll (with a deadline) until they let go.
-    fn reopen(dir: &Path) -> Arc<SledStorage> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        loop {
-            match SledStorage::open(dir) {
-                Err(StorageError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                result => return result.unwrap(),
-            }
-        }
+        assert_eq!(SledStorage::reopen(dir.path()).load_room(room("r")).unwrap(), vec![(b"k".to_vec(), b"v".to_vec())]);
     }
 
     #[test]

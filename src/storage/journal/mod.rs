@@ -6,7 +6,6 @@
 //! epoch order. Replaying is idempotent: every record holds whole key writes and removals.
 
 mod file;
-pub mod ops;
 
 use std::path::Path;
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
@@ -14,7 +13,7 @@ use std::thread::JoinHandle;
 
 use file::{AlignedBuffer, JournalFile};
 
-use super::StorageError;
+use super::{ops, StorageError};
 
 pub use file::BLOCK;
 
