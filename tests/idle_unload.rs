@@ -40,3 +40,30 @@ async fn idle_rooms_leave_memory_and_their_data_stays() {
     assert_eq!(get_body(addr, "/parties/main/kept/store").await, "[{},{\"still\":\"live\"}]");
     server.server.shutdown().await.unwrap();
 }
+
+#[actix_web::test]
+async fn a_big_room_unloads_to_its_image_and_comes_back_with_every_later_change() {
+    let dir = data_dir();
+    let config = Config::conformance(dir.path().to_path_buf()).with_limits(|limits| {
+        limits.idle_unload = Duration::from_millis(100);
+    });
+    let server = start_with(config);
+    let addr = server.addr;
+    // Big enough (~60 KiB stored) for the room to leave an image when it unloads.
+    let rows: Vec<String> = (0..2000).map(|i| format!("\"r{i}\":{{\"text\":\"row number {i}\",\"n\":{i}}}")).collect();
+    assert_eq!(put(addr, "/parties/main/big/store", &format!("[{{\"t\":{{{}}}}},{{}}]", rows.join(","))).await, StatusCode::CREATED);
+    let first = get_body(addr, "/parties/main/big/store").await;
+    for round in 0..3 {
+        until("the room has left memory", || async { server.server.live_rooms() == 0 }).await;
+        let mut a = connect(addr, "main", "big", "a").await;
+        let mut b = connect(addr, "main", "big", "b").await;
+        let change = format!("s[{{\"t\":{{\"r5\":{{\"n\":\"round {round}\"}}}}}},{{}},1]");
+        a.send(&change).await;
+        assert_eq!(b.next_text().await, change);
+        drop((a, b));
+    }
+    until("the room has left memory", || async { server.server.live_rooms() == 0 }).await;
+    let last = get_body(addr, "/parties/main/big/store").await;
+    assert_eq!(last, first.replace("\"r5\":{\"n\":5,", "\"r5\":{\"n\":\"round 2\","));
+    server.server.shutdown().await.unwrap();
+}
