@@ -112,52 +112,64 @@ pub(super) enum Ending {
 }
 
 impl Connection {
-    async fn run(self, mut session: Session, mut stream: AggregatedMessageStream, mut outbox: OutboxReceiver) {
-        tracing::debug!("connected");
-        let rate = rate_limiter(self.limits.messages_per_second);
-        self.metrics.connections.inc();
-        let mut heartbeat = tokio::time::interval(self.limits.ping_interval);
-        heartbeat.tick().await;
-        let mut last_heard = Instant::now();
-        let ending = loop {
-            tokio::select! {
-                biased;
-                next = outbox.next() => match next {
-                    Next::Frame(frame) => {
-                        if let Some(ending) = send_ready_frames(&mut session, &mut outbox, frame).await {
-                            break ending;
-                        }
-                    }
-                    Next::Close(order) => break Ending::Close(order.code, order.reason),
-                    Next::Detached => break Ending::Close(close::GOING_AWAY, "room closed"),
-                },
-                inbound = stream.recv() => {
-                    last_heard = Instant::now();
-                    match inbound {
-                        Some(Ok(message)) => {
-                            let data = matches!(message, AggregatedMessage::Text(_) | AggregatedMessage::Binary(_));
-                            if data && rate.check().is_err() {
-                                tracing::info!("closing a connection over its message rate");
-                                break Ending::Close(close::POLICY_VIOLATION, "rate limit");
-                            }
-                            if let Some(ending) = self.on_message(message, &mut session).await {
+    /// The connection's task. Its future lives as long as the socket, and an idle socket pays
+    /// for its whole size: so it is an `async move` block, which keeps the arguments once (an
+    /// `async fn` stores them twice), and the rare futures it awaits (an inbound message, a
+    /// ping, the teardown) are boxed when they happen. Frames to send stay inline (the hot
+    /// path). 1.3 KiB instead of 2.7.
+    fn run(self, mut session: Session, mut stream: AggregatedMessageStream, mut outbox: OutboxReceiver) -> impl std::future::Future<Output = ()> {
+        async move {
+            tracing::debug!("connected");
+            let rate = rate_limiter(self.limits.messages_per_second);
+            self.metrics.connections.inc();
+            let mut heartbeat = tokio::time::interval(self.limits.ping_interval);
+            heartbeat.tick().await;
+            let mut last_heard = Instant::now();
+            let ending = loop {
+                tokio::select! {
+                    biased;
+                    next = outbox.next() => match next {
+                        Next::Frame(frame) => {
+                            if let Some(ending) = send_ready_frames(&mut session, &mut outbox, frame).await {
                                 break ending;
                             }
                         }
-                        Some(Err(error)) => break protocol_error_ending(&error),
-                        None => break Ending::PeerGone(None),
+                        Next::Close(order) => break Ending::Close(order.code, order.reason),
+                        Next::Detached => break Ending::Close(close::GOING_AWAY, "room closed"),
+                    },
+                    inbound = stream.recv() => {
+                        last_heard = Instant::now();
+                        match inbound {
+                            Some(Ok(message)) => {
+                                let data = matches!(message, AggregatedMessage::Text(_) | AggregatedMessage::Binary(_));
+                                if data && rate.check().is_err() {
+                                    tracing::info!("closing a connection over its message rate");
+                                    break Ending::Close(close::POLICY_VIOLATION, "rate limit");
+                                }
+                                if let Some(ending) = Box::pin(self.on_message(message, &mut session)).await {
+                                    break ending;
+                                }
+                            }
+                            Some(Err(error)) => break protocol_error_ending(&error),
+                            None => break Ending::PeerGone(None),
+                        }
+                    }
+                    _ = heartbeat.tick() => {
+                        if last_heard.elapsed() >= self.limits.idle_timeout {
+                            break Ending::Close(close::NORMAL, "idle timeout");
+                        }
+                        if Box::pin(session.ping(b"")).await.is_err() {
+                            break Ending::PeerGone(None);
+                        }
                     }
                 }
-                _ = heartbeat.tick() => {
-                    if last_heard.elapsed() >= self.limits.idle_timeout {
-                        break Ending::Close(close::NORMAL, "idle timeout");
-                    }
-                    if session.ping(b"").await.is_err() {
-                        break Ending::PeerGone(None);
-                    }
-                }
-            }
-        };
+            };
+            Box::pin(self.finish(ending, session)).await;
+        }
+    }
+
+    /// Leaves the rooms, counts the close and sends the close frame (if any).
+    async fn finish(self, ending: Ending, session: Session) {
         if let Some(room) = &self.room {
             room.leave(self.socket).await;
         }

@@ -4,12 +4,23 @@
 //! (instead of blocking or growing) once the connection has too many unsent bytes. The room then
 //! cuts that connection off with [`Outbox::close`], which the connection task sees at once, ahead
 //! of any frames still queued.
+//!
+//! The queue, its byte count, the close order and the connection's waker share one small
+//! allocation (a mutex over a `VecDeque` that is empty until frames come): an idle connection
+//! holds about a hundred bytes here, where a tokio mpsc channel plus a watch channel held two
+//! KiB (the channel's first block of 32 slots and its cache-padded state). Only the room and the
+//! connection task ever take the lock, each for a push or a pop.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll, Waker};
 
 use bytestring::ByteString;
-use tokio::sync::{mpsc, watch};
+
+/// A drained queue keeps the capacity of at most this many frames: a burst does not leave an
+/// idle connection holding the memory it needed (32 bytes a slot).
+const RETAINED_FRAME_SLOTS: usize = 64;
 
 /// Why and how a connection is being closed by the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -29,62 +40,130 @@ pub enum SendError {
     Gone,
 }
 
-/// The room's end: cheap to clone, never blocks.
-#[derive(Clone)]
-pub struct Outbox {
-    frames: mpsc::UnboundedSender<ByteString>,
-    pending: Arc<AtomicUsize>,
+/// What the room's ends and the connection's end share.
+struct Shared {
+    state: Mutex<State>,
+    /// The most bytes queued and not yet sent.
     limit: usize,
-    close: Arc<watch::Sender<Option<CloseOrder>>>,
+}
+
+struct State {
+    frames: VecDeque<ByteString>,
+    /// Bytes queued and not yet handed to the socket (including a frame being sent).
+    pending: usize,
+    close: Option<CloseOrder>,
+    /// How many [`Outbox`]es are alive: none left and nothing queued means detached.
+    senders: usize,
+    receiver_alive: bool,
+    /// The connection task waiting for a frame or a close order.
+    waker: Option<Waker>,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something did, the state is still whole.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    /// Takes the waiting task's waker, to wake it once the lock is released.
+    fn take_waker(&mut self) -> Option<Waker> {
+        self.waker.take()
+    }
+
+    fn register(&mut self, cx: &Context<'_>) {
+        if !self.waker.as_ref().is_some_and(|waker| waker.will_wake(cx.waker())) {
+            self.waker = Some(cx.waker().clone());
+        }
+    }
+
+    fn pop_frame(&mut self) -> Option<ByteString> {
+        let frame = self.frames.pop_front()?;
+        if self.frames.is_empty() && self.frames.capacity() > RETAINED_FRAME_SLOTS {
+            self.frames = VecDeque::new();
+        }
+        Some(frame)
+    }
+}
+
+/// The room's end: cheap to clone, never blocks.
+pub struct Outbox {
+    shared: Arc<Shared>,
 }
 
 /// The connection's end.
 pub struct OutboxReceiver {
-    frames: mpsc::UnboundedReceiver<ByteString>,
-    pending: Arc<AtomicUsize>,
-    close: watch::Receiver<Option<CloseOrder>>,
+    shared: Arc<Shared>,
 }
 
 /// Creates a queue that refuses frames once `limit` bytes are queued but not yet sent.
 pub fn outbox(limit: usize) -> (Outbox, OutboxReceiver) {
-    let (frames_tx, frames_rx) = mpsc::unbounded_channel();
-    let (close_tx, close_rx) = watch::channel(None);
-    let pending = Arc::new(AtomicUsize::new(0));
-    let sender = Outbox { frames: frames_tx, pending: pending.clone(), limit, close: Arc::new(close_tx) };
-    let receiver = OutboxReceiver { frames: frames_rx, pending, close: close_rx };
-    (sender, receiver)
+    let state = State { frames: VecDeque::new(), pending: 0, close: None, senders: 1, receiver_alive: true, waker: None };
+    let shared = Arc::new(Shared { state: Mutex::new(state), limit });
+    (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
+}
+
+impl Clone for Outbox {
+    fn clone(&self) -> Self {
+        self.shared.lock().senders += 1;
+        Outbox { shared: self.shared.clone() }
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        let waker = {
+            let mut state = self.shared.lock();
+            state.senders -= 1;
+            if state.senders == 0 { state.take_waker() } else { None }
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
 }
 
 impl Outbox {
     /// Queues a text frame unless that would put the connection over its byte limit.
     pub fn send(&self, frame: ByteString) -> Result<(), SendError> {
-        let len = frame.len();
-        let before = self.pending.fetch_add(len, Ordering::AcqRel);
-        if before.saturating_add(len) > self.limit {
-            self.pending.fetch_sub(len, Ordering::AcqRel);
-            return Err(SendError::Full);
+        let waker = {
+            let mut state = self.shared.lock();
+            if state.pending.saturating_add(frame.len()) > self.shared.limit {
+                return Err(SendError::Full);
+            }
+            if !state.receiver_alive {
+                return Err(SendError::Gone);
+            }
+            state.pending += frame.len();
+            state.frames.push_back(frame);
+            state.take_waker()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
         }
-        self.frames.send(frame).map_err(|_| {
-            self.pending.fetch_sub(len, Ordering::AcqRel);
-            SendError::Gone
-        })
+        Ok(())
     }
 
     /// Orders the connection closed with `code`/`reason`, ahead of any queued frames.
     /// The first order wins; later ones are ignored.
     pub fn close(&self, code: u16, reason: &'static str) {
-        self.close.send_if_modified(|order| {
-            if order.is_some() {
-                return false;
+        let waker = {
+            let mut state = self.shared.lock();
+            if state.close.is_some() {
+                return;
             }
-            *order = Some(CloseOrder { code, reason });
-            true
-        });
+            state.close = Some(CloseOrder { code, reason });
+            state.take_waker()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
     }
 
     /// Bytes queued and not yet handed to the socket.
     pub fn pending_bytes(&self) -> usize {
-        self.pending.load(Ordering::Acquire)
+        self.shared.lock().pending
     }
 }
 
@@ -102,51 +181,68 @@ pub enum Next {
 impl OutboxReceiver {
     /// Waits for the next thing to do; a close order always comes before queued frames.
     pub async fn next(&mut self) -> Next {
-        loop {
-            if let Some(order) = self.close_order() {
-                return Next::Close(order);
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            if let Some(order) = &state.close {
+                return Poll::Ready(Next::Close(order.clone()));
             }
-            tokio::select! {
-                biased;
-                changed = self.close.changed() => {
-                    if changed.is_err() {
-                        // Every Outbox is gone, so no order can come: drain what is queued.
-                        return self.frames.recv().await.map_or(Next::Detached, Next::Frame);
-                    }
-                }
-                frame = self.frames.recv() => return frame.map_or(Next::Detached, Next::Frame),
+            if let Some(frame) = state.pop_frame() {
+                return Poll::Ready(Next::Frame(frame));
             }
-        }
+            if state.senders == 0 {
+                return Poll::Ready(Next::Detached);
+            }
+            state.register(cx);
+            Poll::Pending
+        })
+        .await
     }
 
     /// The next queued frame if there is one and no close order.
     pub fn try_frame(&mut self) -> Option<ByteString> {
-        if self.close_order().is_some() {
+        let mut state = self.shared.lock();
+        if state.close.is_some() {
             return None;
         }
-        self.frames.try_recv().ok()
+        state.pop_frame()
     }
 
     /// The close order, if the room has given one.
     pub fn close_order(&self) -> Option<CloseOrder> {
-        self.close.borrow().clone()
+        self.shared.lock().close.clone()
     }
 
     /// Waits until the room orders a close (never returns if it never does).
     pub async fn closed(&mut self) -> CloseOrder {
-        loop {
-            if let Some(order) = self.close_order() {
-                return order;
+        poll_fn(|cx| {
+            let mut state = self.shared.lock();
+            match &state.close {
+                Some(order) => Poll::Ready(order.clone()),
+                None => {
+                    // With every sender gone no order can come; waiting forever is the answer.
+                    state.register(cx);
+                    Poll::Pending
+                }
             }
-            if self.close.changed().await.is_err() {
-                return std::future::pending().await;
-            }
-        }
+        })
+        .await
     }
 
     /// Marks `len` bytes of a frame as handed to the socket.
     pub fn sent(&self, len: usize) {
-        self.pending.fetch_sub(len, Ordering::AcqRel);
+        let mut state = self.shared.lock();
+        state.pending = state.pending.saturating_sub(len);
+    }
+}
+
+impl Drop for OutboxReceiver {
+    fn drop(&mut self) {
+        let frames = {
+            let mut state = self.shared.lock();
+            state.receiver_alive = false;
+            std::mem::take(&mut state.frames)
+        };
+        drop(frames);
     }
 }
 
@@ -181,6 +277,42 @@ mod tests {
         drop(outbox);
         assert_eq!(receiver.next().await, Next::Frame("last".into()));
         assert_eq!(receiver.next().await, Next::Detached);
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_wakes_for_a_frame_a_close_order_and_the_last_sender_leaving() {
+        let (outbox, mut receiver) = outbox(100);
+        let waiting = tokio::spawn(async move {
+            let frame = receiver.next().await;
+            let order = receiver.closed().await;
+            (frame, order)
+        });
+        tokio::task::yield_now().await;
+        outbox.send("hello".into()).unwrap();
+        tokio::task::yield_now().await;
+        outbox.close(1001, "going away");
+        let (frame, order) = waiting.await.unwrap();
+        assert_eq!(frame, Next::Frame("hello".into()));
+        assert_eq!(order, CloseOrder { code: 1001, reason: "going away" });
+
+        let (outbox, mut receiver) = super::outbox(100);
+        let room = outbox.clone();
+        let waiting = tokio::spawn(async move { receiver.next().await });
+        tokio::task::yield_now().await;
+        drop(outbox);
+        tokio::task::yield_now().await;
+        drop(room);
+        assert_eq!(waiting.await.unwrap(), Next::Detached);
+    }
+
+    #[tokio::test]
+    async fn a_drained_queue_gives_back_the_memory_of_a_burst() {
+        let (outbox, mut receiver) = outbox(usize::MAX);
+        for _ in 0..RETAINED_FRAME_SLOTS * 4 {
+            outbox.send("x".into()).unwrap();
+        }
+        while receiver.try_frame().is_some() {}
+        assert!(receiver.shared.lock().frames.capacity() <= RETAINED_FRAME_SLOTS);
     }
 
     #[tokio::test]
