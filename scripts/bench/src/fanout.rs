@@ -92,6 +92,7 @@ pub async fn run(config: &Fanout) -> Result<Value, String> {
             }));
         }
     }
+    let commits_before = group_commits(&config.host).await;
     let server_cpu_before = config.server_pid.map(proc::tree_cpu_seconds);
     let generator_cpu_before = proc::cpu_seconds(std::process::id());
     let sending_started = Instant::now();
@@ -144,6 +145,8 @@ pub async fn run(config: &Fanout) -> Result<Value, String> {
     }
     let server_cpu = config.server_pid.zip(server_cpu_before).map(|(pid, before)| proc::tree_cpu_seconds(pid) - before);
     let generator_cpu = proc::cpu_seconds(std::process::id()) - generator_cpu_before;
+    // partyd's group commit over the run (other servers have no such metrics).
+    let commits = commits_before.zip(group_commits(&config.host).await).map(|(before, after)| (after.0 - before.0, after.1 - before.1));
     drop(sinks);
     // Nothing lost: every room's store holds each sender's last change.
     let mut lost = Vec::new();
@@ -170,7 +173,20 @@ pub async fn run(config: &Fanout) -> Result<Value, String> {
         "lost": lost,
         "server_cpu_s": server_cpu,
         "server_cpu_us_per_delivery": server_cpu.map(|cpu| cpu * 1e6 / deliveries.max(1.0)),
+        "group_commits": commits.map(|(flushes, _)| flushes),
+        "group_commits_per_s": commits.map(|(flushes, _)| flushes / sending_secs),
+        "changes_per_group_commit": commits.map(|(flushes, _)| sends as f64 / flushes.max(1.0)),
+        "room_rounds_per_group_commit": commits.map(|(flushes, rounds)| rounds / flushes.max(1.0)),
         "generator_cpu_s": generator_cpu,
         "generator_cpu_us_per_delivery": generator_cpu * 1e6 / deliveries.max(1.0),
     }))
+}
+
+/// partyd's group-commit counters from its /metrics: (commits, room rounds they carried), or
+/// `None` for a server without them.
+async fn group_commits(host: &str) -> Option<(f64, f64)> {
+    let (status, text) = http::request(host, "GET", "/metrics", "").await.ok()?;
+    let counter = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok());
+    (status == 200).then_some(())?;
+    Some((counter("partyd_flush_seconds_count ")?, counter("partyd_flush_batch_size_sum ")?))
 }
