@@ -68,3 +68,11 @@ impl Partyd {
         self.child.wait().expect("wait");
     }
 }
+
+impl Drop for Partyd {
+    /// A test that fails before stopping its server must not leave the process running.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
