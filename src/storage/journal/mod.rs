@@ -20,6 +20,10 @@ pub use file::BLOCK;
 /// Makes the engine durable (everything applied to it so far survives a crash).
 pub type Checkpoint = Box<dyn Fn() -> Result<(), StorageError> + Send + 'static>;
 
+/// Commits waiting this long for a checkpoint at a file switch are worth a warning: the disk
+/// cannot keep up with sled's flushes at this write rate.
+const CHECKPOINT_WAIT_WARNING: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// The journal files' names under the data dir.
 const FILE_NAMES: [&str; 2] = ["partyd-journal-0", "partyd-journal-1"];
 
@@ -171,7 +175,12 @@ impl Journal {
     /// The active file is full: hand it to the checkpointer and continue in the other one.
     fn switch(&mut self) -> Result<(), StorageError> {
         let other = 1 - self.active;
+        let started = std::time::Instant::now();
         self.wait_empty(other)?;
+        let waited = started.elapsed();
+        if waited > CHECKPOINT_WAIT_WARNING {
+            tracing::warn!(waited_ms = waited.as_millis() as u64, "journal full: commits waited for the checkpoint of the other file");
+        }
         self.lock().empty[other] = false;
         if let Some(retire) = &self.retire {
             let _ = retire.send(self.active);
@@ -224,12 +233,14 @@ fn run_checkpointer(requests: &mpsc::Receiver<usize>, files: &[Arc<JournalFile>;
     let mut buffer = AlignedBuffer::default();
     while let Ok(index) = requests.recv() {
         let epoch = take_epoch(&mut shared.state.lock().unwrap_or_else(PoisonError::into_inner));
+        let started = std::time::Instant::now();
         let result = checkpoint().and_then(|()| {
             files[index].reset(epoch, &mut buffer).map_err(|error| StorageError::Io(format!("journal reset: {error}").into()))
         });
         let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(()) => {
+                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "journal file checkpointed");
                 state.epochs[index] = epoch;
                 state.empty[index] = true;
             }
