@@ -18,8 +18,9 @@ use super::{DurableTicket, EntryWrite, RoomEntries, RoomMeta, RoomPath, Storage,
 /// loads; 64 MiB keeps recently unloaded rooms warm without dominating RSS.
 const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Each journal file: 8 MiB (2,048 blocks; a group commit takes at least one), so a checkpoint
-/// (one sled flush) comes at most every 1,023 group commits, and replay at open reads little.
+/// Each journal file: 8 MiB (2,048 blocks, the first its header; a group commit takes at least
+/// one), so a checkpoint (one sled flush) comes at most once every 2,047 group commits, and
+/// replay at open reads little.
 const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
 
 /// A unit of work for the group-commit thread.
