@@ -31,14 +31,14 @@ pub fn visit(db: &sled::Db, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u
     Ok(true)
 }
 
-/// Writes the room's image unless it has one already, is empty or is too big; true if written.
+/// Writes the room's image unless it has one already, is empty or is too big.
 /// Not durable until the next flush or journal checkpoint, which is fine for a copy. The caller
 /// must be the room's only writer (its task) while this runs.
-pub fn save(db: &sled::Db, applier: &Applier, room: RoomPath<'_>) -> Result<bool, StorageError> {
+pub fn save(db: &sled::Db, applier: &Applier, room: RoomPath<'_>) -> Result<(), StorageError> {
     applier.settle()?;
     let key = image_key(room.party, room.room);
     if db.contains_key(&key).map_err(engine_error)? {
-        return Ok(false);
+        return Ok(());
     }
     let prefix = room_prefix(room.party, room.room);
     let mut image = Vec::new();
@@ -46,15 +46,14 @@ pub fn save(db: &sled::Db, applier: &Applier, room: RoomPath<'_>) -> Result<bool
         let (entry_key, value) = entry.map_err(engine_error)?;
         ops::push(&mut image, &entry_key[prefix.len()..], Some(&value));
         if image.len() > MAX_IMAGE_BYTES {
-            return Ok(false);
+            return Ok(());
         }
     }
     if image.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
     let write: Ops = vec![(key, Some(image))];
-    applier.apply(write)?;
-    Ok(true)
+    applier.apply(write)
 }
 
 #[cfg(test)]

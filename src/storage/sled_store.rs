@@ -271,7 +271,7 @@ impl Storage for SledStorage {
     }
 
     fn save_image(&self, room: RoomPath<'_>) -> Result<(), StorageError> {
-        image::save(&self.db, &self.applier, room).map(drop)
+        image::save(&self.db, &self.applier, room)
     }
 
     fn flush_stats(&self) -> FlushStats {

@@ -107,7 +107,8 @@ impl Journal {
             file.reset(epoch, &mut buffer).map_err(io)?;
         }
         let shared = Arc::new(Shared {
-            state: Mutex::new(State { epochs, empty: [true, true], next_epoch: last_epoch + 3, failure: None }),
+            // File 0 is the active one from the start.
+            state: Mutex::new(State { epochs, empty: [false, true], next_epoch: last_epoch + 3, failure: None }),
             changed: Condvar::new(),
         });
         let (retire, requests) = mpsc::channel();
@@ -118,7 +119,7 @@ impl Journal {
                 .spawn(move || run_checkpointer(&requests, &files, &shared, &checkpoint))
                 .map_err(io)?
         };
-        let journal = Self {
+        Ok(Self {
             files,
             active: 0,
             next_block: 1,
@@ -128,9 +129,7 @@ impl Journal {
             shared,
             retire: Some(retire),
             checkpointer: Some(checkpointer),
-        };
-        journal.lock().empty[0] = false;
-        Ok(journal)
+        })
     }
 
     /// Makes `ops` durable as one record; returns once it is on the device.
@@ -148,7 +147,7 @@ impl Journal {
         let epoch = self.lock().epochs[self.active];
         let file = &self.files[self.active];
         file.write_record(self.next_block, epoch, self.next_seq, &self.payload, &mut self.buffer)
-            .map_err(|error| AppendError::Storage(StorageError::Io(format!("journal write: {error}").into())))?;
+            .map_err(|error| AppendError::Storage(io_failure("write", &error)))?;
         self.next_block += needed;
         self.next_seq += 1;
         Ok(())
@@ -164,7 +163,7 @@ impl Journal {
             let epoch = take_epoch(&mut self.lock());
             self.files[index]
                 .reset(epoch, &mut self.buffer)
-                .map_err(|error| StorageError::Io(format!("journal reset: {error}").into()))?;
+                .map_err(|error| io_failure("reset", &error))?;
             self.lock().epochs[index] = epoch;
         }
         self.next_block = 1;
@@ -222,6 +221,11 @@ impl Drop for Journal {
     }
 }
 
+/// A journal file's write (`what`: write or reset) failed.
+fn io_failure(what: &str, error: &std::io::Error) -> StorageError {
+    StorageError::Io(format!("journal {what}: {error}").into())
+}
+
 /// The next epoch: larger than any a file has had.
 fn take_epoch(state: &mut State) -> u64 {
     state.next_epoch += 1;
@@ -235,7 +239,7 @@ fn run_checkpointer(requests: &mpsc::Receiver<usize>, files: &[Arc<JournalFile>;
         let epoch = take_epoch(&mut shared.state.lock().unwrap_or_else(PoisonError::into_inner));
         let started = std::time::Instant::now();
         let result = checkpoint().and_then(|()| {
-            files[index].reset(epoch, &mut buffer).map_err(|error| StorageError::Io(format!("journal reset: {error}").into()))
+            files[index].reset(epoch, &mut buffer).map_err(|error| io_failure("reset", &error))
         });
         let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
