@@ -29,8 +29,13 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::ServerHandle;
-use actix_web::{web, App, HttpServer};
+use std::rc::Rc;
+
+use actix_http::HttpService;
+use actix_server::ServerHandle;
+use actix_service::{fn_factory, fn_service, map_config, IntoServiceFactory as _};
+use actix_web::dev::{AppConfig, ServiceFactory};
+use actix_web::{web, App};
 
 use crate::config::Config;
 use crate::error::StartError;
@@ -47,6 +52,7 @@ pub struct RunningServer {
     handle: ServerHandle,
     rooms: Arc<Rooms>,
     storage: Arc<dyn Storage>,
+    socket_tasks: ws::tasks::SocketTasks,
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -64,16 +70,38 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits, metrics.clone()));
     let workers = config.workers;
     let state = web::Data::new(http::AppState { config: Arc::new(config), rooms: rooms.clone(), storage: storage.clone(), metrics });
-    let server = HttpServer::new(move || App::new().app_data(state.clone()).configure(http::configure))
+    let socket_tasks = ws::tasks::SocketTasks::default();
+    let tasks = socket_tasks.clone();
+    let app = move || App::new().app_data(state.clone()).configure(http::configure);
+    // What actix-web's HttpServer builds, plus the upgrade service that takes websockets off
+    // actix-http (`ws::takeover`), which HttpServer has no place for.
+    let server = actix_server::Server::build()
         .disable_signals()
         .workers(workers)
         .shutdown_timeout(HTTP_SHUTDOWN_GRACE.as_secs())
-        .listen(listener)
+        .listen("partyd", listener, move || {
+            let (upgrade_app, tasks) = (app.clone(), tasks.clone());
+            let upgrade = fn_factory(move || {
+                let factory = upgrade_app().into_factory();
+                let tasks = tasks.clone();
+                async move {
+                    let service = Rc::new(factory.new_service(AppConfig::default()).await.map_err(|_| ())?);
+                    Ok::<_, ()>(fn_service(move |(request, framed)| ws::takeover::serve(service.clone(), tasks.clone(), request, framed)))
+                }
+            });
+            HttpService::build()
+                .local_addr(addr)
+                .client_disconnect_timeout(Duration::from_secs(1))
+                .tcp_nodelay(true)
+                .upgrade(upgrade)
+                .finish(map_config(app().into_factory(), |_| AppConfig::default()))
+                .tcp()
+        })
         .map_err(|source| StartError::Bind { addr, source })?
         .run();
     let handle = server.handle();
     let server = actix_web::rt::spawn(server);
-    Ok(RunningServer { addr, handle, rooms, storage, server })
+    Ok(RunningServer { addr, handle, rooms, storage, socket_tasks, server })
 }
 
 impl RunningServer {
@@ -88,10 +116,14 @@ impl RunningServer {
     }
 
     /// Graceful stop: stop accepting, let every room finish its queued work and close its
-    /// sockets with 1001, stop the HTTP server, then flush storage.
+    /// sockets with 1001, wait for their closing handshakes, stop the HTTP server, then flush
+    /// storage.
     pub async fn shutdown(self) -> Result<(), StartError> {
         self.handle.pause().await;
         self.rooms.shutdown().await;
+        if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.socket_tasks.all_ended()).await.is_err() {
+            tracing::warn!(left = self.socket_tasks.live(), "websockets still closing at the end of the grace period are dropped");
+        }
         self.handle.stop(true).await;
         let _ = self.server.await;
         self.storage.flush().map_err(StartError::Storage)

@@ -76,7 +76,7 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
     }
     let upgrade = is_websocket_upgrade(req.headers());
     if let Some(party_name) = route::party_only(path).filter(|_| upgrade) {
-        return multiplexed_websocket(req, payload, state, party_name).await;
+        return multiplexed_websocket(req, state, party_name).await;
     }
     let Some(route) = room_route(path) else {
         return HttpResponse::NotFound().body("not found");
@@ -106,7 +106,7 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
         }
     };
     if let Some(connection_id) = connection_id {
-        return websocket(req, payload, state, party, key, connection_id, access).await;
+        return websocket(req, state, party, key, connection_id, access).await;
     }
     if !path.ends_with(party.store_path.as_str()) {
         return with_party_headers(HttpResponse::NotFound().finish(), party);
@@ -143,7 +143,6 @@ async fn authenticate(req: &HttpRequest, party: &PartyConfig, key: &RoomKey, con
 
 async fn websocket(
     req: &HttpRequest,
-    payload: web::Payload,
     state: &AppState,
     party: &PartyConfig,
     key: RoomKey,
@@ -179,15 +178,12 @@ async fn websocket(
         },
         limits: party.limits.clone(),
     };
-    match ws::upgrade(req, payload, connection).await {
-        Ok(response) => response,
-        Err(error) => error.error_response(),
-    }
+    ws::upgrade(req, connection).await
 }
 
 /// A multiplexed synchronizer socket on `/parties/<party>`: nothing is joined until the client
 /// subscribes channels (rooms), each authorized on its own.
-async fn multiplexed_websocket(req: &HttpRequest, payload: web::Payload, state: &AppState, party_name: &str) -> HttpResponse {
+async fn multiplexed_websocket(req: &HttpRequest, state: &AppState, party_name: &str) -> HttpResponse {
     let Some(party) = state.config.party(party_name) else {
         return HttpResponse::NotFound().body(format!("Party {party_name} not found"));
     };
@@ -232,10 +228,7 @@ async fn multiplexed_websocket(req: &HttpRequest, payload: web::Payload, state: 
         protocol: ws::Protocol::Multiplexed(ws::multiplex::Multiplexed::new(context).into(), Default::default()),
         limits: party.limits.clone(),
     };
-    match ws::upgrade_with(req, payload, connection, outbox, receiver).await {
-        Ok(response) => response,
-        Err(error) => error.error_response(),
-    }
+    ws::upgrade_with(req, connection, outbox, receiver).await
 }
 
 fn is_websocket_upgrade(headers: &HeaderMap) -> bool {

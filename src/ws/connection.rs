@@ -1,18 +1,19 @@
 //! One websocket connection: joins its room before the upgrade is answered, then loops over
-//! inbound frames (parsed here, off the room task), outbound frames from its bounded queue,
-//! close orders from the room, and the heartbeat.
+//! inbound messages (parsed here, off the room task), outbound frames from its bounded queue
+//! (written in batches), close orders from the room, and the heartbeat.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::http::header;
-use actix_web::{web, HttpRequest, HttpResponse};
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, ProtocolError, Session};
-use tracing::Instrument;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 
 use super::close;
+use super::frame::OpCode;
 use super::outbox::{outbox, Next, OutboxReceiver};
+use super::socket::{Message, ReadError, Socket, WRITE_BATCH_BYTES};
+use super::takeover::{Accepted, TakeoverSlot};
 use crate::auth::Access;
 use crate::config::Limits;
 use crate::metrics::{Metrics, PartyCounters};
@@ -61,54 +62,61 @@ pub enum Protocol {
 
 /// Answers a websocket upgrade for `room`: the socket is a member of the room before the 101
 /// is returned, so it receives every broadcast made after the client sees it open.
-pub async fn upgrade(req: &HttpRequest, payload: web::Payload, connection: Connection) -> actix_web::Result<HttpResponse> {
+pub async fn upgrade(req: &HttpRequest, connection: Connection) -> HttpResponse {
     let (outbox, receiver) = outbox(connection.limits.outbound_buffer_bytes);
-    upgrade_with(req, payload, connection, outbox, receiver).await
+    upgrade_with(req, connection, outbox, receiver).await
 }
 
 /// Answers a websocket upgrade with an outbox made beforehand (a multiplexed socket's channels
-/// need it to join their rooms later).
-pub async fn upgrade_with(
-    req: &HttpRequest,
-    payload: web::Payload,
-    connection: Connection,
-    outbox: Outbox,
-    receiver: OutboxReceiver,
-) -> actix_web::Result<HttpResponse> {
-    let (mut response, session, stream) = actix_ws::handle(req, payload)?;
+/// need it to join their rooms later). On a 101 the connection waits in the request's
+/// [`TakeoverSlot`] for the upgrade service to hand it the stream.
+pub async fn upgrade_with(req: &HttpRequest, connection: Connection, outbox: Outbox, receiver: OutboxReceiver) -> HttpResponse {
+    if let Err(error) = actix_http::ws::verify_handshake(req.head()) {
+        tracing::info!(%error, "refusing a websocket handshake");
+        return HttpResponse::from(actix_http::Response::from(error));
+    }
+    let Some(slot) = req.extensions().get::<TakeoverSlot>().cloned() else {
+        tracing::error!("a websocket upgrade reached the app outside the upgrade service");
+        return HttpResponse::InternalServerError().body("websocket upgrades are not served here");
+    };
     if let Some(room) = &connection.room {
         match room.join(connection.socket, connection.connection_id.clone(), outbox).await {
             Ok(JoinOutcome::Joined) => {}
             Ok(JoinOutcome::RoomFull) => {
                 tracing::info!("refusing a websocket: the room is full");
-                return Ok(HttpResponse::ServiceUnavailable().body("room is full"));
+                return HttpResponse::ServiceUnavailable().body("room is full");
             }
-            Ok(JoinOutcome::StorageFailed) => return Ok(HttpResponse::InternalServerError().body("room storage unavailable")),
-            Err(_) => return Ok(HttpResponse::ServiceUnavailable().body("server shutting down")),
+            Ok(JoinOutcome::StorageFailed) => return HttpResponse::InternalServerError().body("room storage unavailable"),
+            Err(_) => return HttpResponse::ServiceUnavailable().body("server shutting down"),
         }
     }
-    if matches!(connection.protocol, Protocol::Multiplexed(..)) {
-        response.headers_mut().insert(header::SEC_WEBSOCKET_PROTOCOL, header::HeaderValue::from_static("tinybase"));
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).map(|key| key.as_bytes()).unwrap_or_default();
+    let accept = actix_http::ws::hash_key(key);
+    let mut response = HttpResponse::SwitchingProtocols();
+    response.insert_header((header::UPGRADE, "websocket")).insert_header((header::CONNECTION, "upgrade"));
+    if let Ok(accept) = HeaderValue::from_bytes(&accept) {
+        response.insert_header((header::SEC_WEBSOCKET_ACCEPT, accept));
     }
-    let limits = &connection.limits;
-    let stream = stream
-        .max_frame_size(limits.max_message_bytes)
-        .aggregate_continuations()
-        .max_continuation_size(limits.max_message_bytes);
+    if matches!(connection.protocol, Protocol::Multiplexed(..)) {
+        response.insert_header((header::SEC_WEBSOCKET_PROTOCOL, "tinybase"));
+    }
     let (party, room) = match &connection.room {
         Some(room) => (room.key().party().to_owned(), room.key().room().to_owned()),
         None => (String::new(), "(multiplexed)".to_owned()),
     };
     let span = tracing::info_span!("conn", party = %party, room = %room, socket = connection.socket, id = %connection.connection_id);
-    actix_web::rt::spawn(connection.run(session, stream, receiver).instrument(span));
-    Ok(response)
+    slot.fill(Accepted { connection, receiver, span });
+    response.finish()
 }
 
 /// Why the loop ended, and what close frame (if any) to send.
 pub(super) enum Ending {
+    /// The server closes: this code and reason.
     Close(u16, &'static str),
-    /// The peer closed or vanished: answer its close frame if it sent one.
-    PeerGone(Option<CloseReason>),
+    /// The client sent a close frame (with this code and reason): it is answered.
+    ClientClosed(Option<(u16, String)>),
+    /// The stream ended or broke: nothing to answer.
+    PeerGone,
 }
 
 impl Connection {
@@ -116,8 +124,8 @@ impl Connection {
     /// for its whole size: so it is an `async move` block, which keeps the arguments once (an
     /// `async fn` stores them twice), and the rare futures it awaits (an inbound message, a
     /// ping, the teardown) are boxed when they happen. Frames to send stay inline (the hot
-    /// path). 1.3 KiB instead of 2.7.
-    fn run(self, mut session: Session, mut stream: AggregatedMessageStream, mut outbox: OutboxReceiver) -> impl std::future::Future<Output = ()> {
+    /// path).
+    pub(super) fn run(self, mut socket: Socket, mut outbox: OutboxReceiver) -> impl std::future::Future<Output = ()> {
         async move {
             tracing::debug!("connected");
             let rate = rate_limiter(self.limits.messages_per_second);
@@ -130,46 +138,52 @@ impl Connection {
                     biased;
                     next = outbox.next() => match next {
                         Next::Frame(frame) => {
-                            if let Some(ending) = send_ready_frames(&mut session, &mut outbox, frame).await {
+                            if let Some(ending) = send_ready_frames(&mut socket, &mut outbox, frame).await {
                                 break ending;
                             }
                         }
                         Next::Close(order) => break Ending::Close(order.code, order.reason),
                         Next::Detached => break Ending::Close(close::GOING_AWAY, "room closed"),
                     },
-                    inbound = stream.recv() => {
+                    inbound = socket.recv() => {
                         last_heard = Instant::now();
                         match inbound {
                             Some(Ok(message)) => {
-                                let data = matches!(message, AggregatedMessage::Text(_) | AggregatedMessage::Binary(_));
+                                let data = matches!(message, Message::Text(_) | Message::Binary(_));
                                 if data && rate.check().is_err() {
                                     tracing::info!("closing a connection over its message rate");
                                     break Ending::Close(close::POLICY_VIOLATION, "rate limit");
                                 }
-                                if let Some(ending) = Box::pin(self.on_message(message, &mut session)).await {
+                                if let Some(ending) = Box::pin(self.on_message(message, &mut socket)).await {
                                     break ending;
                                 }
+                                if socket.queued_bytes() > 0 {
+                                    if let Some(ending) = Box::pin(flush(&mut socket, &mut outbox)).await {
+                                        break ending;
+                                    }
+                                }
                             }
-                            Some(Err(error)) => break protocol_error_ending(&error),
-                            None => break Ending::PeerGone(None),
+                            Some(Err(error)) => break read_error_ending(&error),
+                            None => break Ending::PeerGone,
                         }
                     }
                     _ = heartbeat.tick() => {
                         if last_heard.elapsed() >= self.limits.idle_timeout {
                             break Ending::Close(close::NORMAL, "idle timeout");
                         }
-                        if Box::pin(session.ping(b"")).await.is_err() {
-                            break Ending::PeerGone(None);
+                        socket.queue(OpCode::Ping, b"");
+                        if let Some(ending) = Box::pin(flush(&mut socket, &mut outbox)).await {
+                            break ending;
                         }
                     }
                 }
             };
-            Box::pin(self.finish(ending, session)).await;
+            Box::pin(self.finish(ending, socket)).await;
         }
     }
 
-    /// Leaves the rooms, counts the close and sends the close frame (if any).
-    async fn finish(self, ending: Ending, session: Session) {
+    /// Leaves the rooms, counts the close and ends the socket (with a close frame, if any).
+    async fn finish(self, ending: Ending, socket: Socket) {
         if let Some(room) = &self.room {
             room.leave(self.socket).await;
         }
@@ -180,18 +194,19 @@ impl Connection {
             }
         }
         self.metrics.connections.dec();
-        let reason = match ending {
+        match ending {
             Ending::Close(code, reason) => {
                 tracing::info!(code, reason, "closing connection");
                 self.metrics.close_sent(code);
-                Some(CloseReason { code: CloseCode::from(code), description: Some(reason.to_owned()) })
+                socket.close(Some((code, reason)), false).await;
             }
-            Ending::PeerGone(reason) => {
-                tracing::debug!("peer closed");
-                reason
+            Ending::ClientClosed(close) => {
+                tracing::debug!(code = close.as_ref().map(|(code, _)| *code), "peer closed");
+                let code = close.map_or(close::NORMAL, |(code, _)| code);
+                socket.close(Some((code, "")), true).await;
             }
-        };
-        let _ = session.close(reason).await;
+            Ending::PeerGone => tracing::debug!("peer gone"),
+        }
     }
 
     fn count_and_parse(&self, text: &str, message_prefix: &str) -> Result<crate::protocol::persister::Changes, crate::protocol::persister::IgnoredFrame> {
@@ -204,12 +219,13 @@ impl Connection {
         self.counters.bytes_in.inc_by(bytes as u64);
     }
 
-    /// Handles one inbound message; `Some` ends the connection.
-    async fn on_message(&self, message: AggregatedMessage, session: &mut Session) -> Option<Ending> {
+    /// Handles one inbound message; `Some` ends the connection. A pong it owes is queued on
+    /// `socket`, for the loop to write.
+    async fn on_message(&self, message: Message, socket: &mut Socket) -> Option<Ending> {
         let payload = match &message {
-            AggregatedMessage::Text(text) => Some(Ok(&**text)),
+            Message::Text(text) => Some(Ok(text.as_str())),
             // The synchronizer reads a binary frame as UTF-8 text.
-            AggregatedMessage::Binary(bytes) => Some(std::str::from_utf8(bytes).map_err(|_| ())),
+            Message::Binary(bytes) => Some(std::str::from_utf8(bytes).map_err(|_| ())),
             _ => None,
         };
         match (&self.protocol, payload) {
@@ -222,9 +238,9 @@ impl Connection {
             }
             _ => {}
         }
-        let Protocol::Persister { message_prefix } = &self.protocol else { return self.on_control(message, session).await };
+        let Protocol::Persister { message_prefix } = &self.protocol else { return on_control(message, socket) };
         match message {
-            AggregatedMessage::Text(text) => match self.count_and_parse(&text, message_prefix) {
+            Message::Text(text) => match self.count_and_parse(&text, message_prefix) {
                 Ok(_) if self.access == Access::Read => {
                     self.counters.refused_read_only.inc();
                     tracing::info!("dropping changes from a read-only connection");
@@ -240,25 +256,22 @@ impl Connection {
                     tracing::debug!(reason = %ignored, "ignoring a frame");
                 }
             },
-            AggregatedMessage::Binary(_) => tracing::debug!("ignoring a binary frame"),
-            control => return self.on_control(control, session).await,
+            Message::Binary(_) => tracing::debug!("ignoring a binary frame"),
+            control => return on_control(control, socket),
         }
         None
     }
+}
 
-    /// Handles ping, pong and close; `Some` ends the connection.
-    async fn on_control(&self, message: AggregatedMessage, session: &mut Session) -> Option<Ending> {
-        match message {
-            AggregatedMessage::Text(_) | AggregatedMessage::Binary(_) => {}
-            AggregatedMessage::Ping(bytes) => {
-                if session.pong(&bytes).await.is_err() {
-                    return Some(Ending::PeerGone(None));
-                }
-            }
-            AggregatedMessage::Pong(_) => {}
-            AggregatedMessage::Close(reason) => return Some(Ending::PeerGone(reason.or(Some(CloseCode::Normal.into())))),
+/// Handles ping, pong and close; `Some` ends the connection.
+fn on_control(message: Message, socket: &mut Socket) -> Option<Ending> {
+    match message {
+        Message::Text(_) | Message::Binary(_) | Message::Pong => None,
+        Message::Ping(bytes) => {
+            socket.queue(OpCode::Pong, &bytes);
+            None
         }
-        None
+        Message::Close(close) => Some(Ending::ClientClosed(close)),
     }
 }
 
@@ -309,21 +322,27 @@ impl Connection {
     }
 }
 
-/// Sends `first` and then every frame already queued, without going back to the connection's
-/// other work in between (a busy room queues several frames per round).
-async fn send_ready_frames(session: &mut Session, outbox: &mut OutboxReceiver, first: bytestring::ByteString) -> Option<Ending> {
-    let mut frame = first;
-    loop {
-        let len = frame.len();
-        let sent = tokio::select! {
-            sent = session.text(frame) => sent.is_ok(),
-            order = outbox.closed() => return Some(Ending::Close(order.code, order.reason)),
-        };
-        outbox.sent(len);
-        if !sent {
-            return Some(Ending::PeerGone(None));
+/// Writes `first` and then every frame already queued, in one write of up to about
+/// [`WRITE_BATCH_BYTES`] (a busy room queues several frames per round).
+async fn send_ready_frames(socket: &mut Socket, outbox: &mut OutboxReceiver, first: bytestring::ByteString) -> Option<Ending> {
+    let mut frame = Some(first);
+    while let Some(next) = frame {
+        socket.queue(OpCode::Text, next.as_bytes());
+        outbox.sent(next.len());
+        if socket.queued_bytes() >= WRITE_BATCH_BYTES {
+            break;
         }
-        frame = outbox.try_frame()?;
+        frame = outbox.try_frame();
+    }
+    flush(socket, outbox).await
+}
+
+/// Writes what the socket has gathered, unless the room orders the connection closed first (a
+/// client that does not read must not hold its connection task).
+async fn flush(socket: &mut Socket, outbox: &mut OutboxReceiver) -> Option<Ending> {
+    tokio::select! {
+        written = socket.flush() => written.err().map(|_| Ending::PeerGone),
+        order = outbox.closed() => Some(Ending::Close(order.code, order.reason)),
     }
 }
 
@@ -334,20 +353,13 @@ fn rate_limiter(per_second: u32) -> governor::DefaultDirectRateLimiter {
     governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
 }
 
-/// The close that answers a broken inbound stream.
-fn protocol_error_ending(error: &ProtocolError) -> Ending {
+/// The close that answers bytes the socket refused.
+fn read_error_ending(error: &ReadError) -> Ending {
     match error {
-        ProtocolError::Overflow => Ending::Close(close::MESSAGE_TOO_BIG, "message too big"),
-        // actix-ws reports an over-long continuation and non-UTF-8 text as I/O errors.
-        ProtocolError::Io(io) if io.kind() == std::io::ErrorKind::InvalidData => {
-            Ending::Close(close::INVALID_PAYLOAD, "text frame is not valid UTF-8")
-        }
-        ProtocolError::Io(io) if io.to_string().contains("continuation size") => {
-            Ending::Close(close::MESSAGE_TOO_BIG, "message too big")
-        }
-        ProtocolError::Io(_) => Ending::PeerGone(None),
-        other => {
-            tracing::info!(error = %other, "websocket protocol error");
+        ReadError::TooBig => Ending::Close(close::MESSAGE_TOO_BIG, "message too big"),
+        ReadError::NotUtf8 => Ending::Close(close::INVALID_PAYLOAD, "text frame is not valid UTF-8"),
+        ReadError::Protocol(reason) => {
+            tracing::info!(reason, "websocket protocol error");
             Ending::Close(close::PROTOCOL_ERROR, "protocol error")
         }
     }

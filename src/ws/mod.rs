@@ -1,10 +1,15 @@
-//! Websocket connections: the upgrade into a room, the per-connection loop (reading changes,
+//! Websocket connections: the upgrade into a room, the takeover of the stream from actix-http,
+//! the frames and the socket on the bare stream, the per-connection loop (reading changes,
 //! writing broadcasts, heartbeat, limits), multiplexed synchronizer sockets and the bounded
 //! outbound queue.
 
 mod connection;
+pub mod frame;
 pub mod multiplex;
 pub mod outbox;
+pub mod socket;
+pub mod takeover;
+pub mod tasks;
 
 pub use connection::{upgrade, upgrade_with, Connection, Protocol};
 

@@ -1,0 +1,289 @@
+//! One websocket on its TCP stream, after the handshake: whole messages in (fragments joined,
+//! limits and UTF-8 checked), frames out in batches (many frames, one `send`), and the closing
+//! handshake.
+//!
+//! Memory is what an idle socket costs, so neither direction keeps a buffer while idle: bytes
+//! are read into a buffer only when the kernel says some are there, and the buffer is let go
+//! once it holds no partial frame; frames to send are gathered into one buffer, written, and it
+//! is let go.
+
+use std::io;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::net::TcpStream;
+
+use super::frame::{self, FrameError, OpCode};
+
+/// How much to read at a time.
+const READ_CHUNK: usize = 8 * 1024;
+/// A socket stops gathering frames for one write at about this many bytes.
+pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
+/// How long the closing handshake may take before the TCP connection is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// A whole message from the client.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Message {
+    Text(String),
+    Binary(Bytes),
+    Ping(Bytes),
+    Pong,
+    /// The client's close frame: its code and reason, if it gave them.
+    Close(Option<(u16, String)>),
+}
+
+/// Why the client's bytes were refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ReadError {
+    /// Broken framing (1002).
+    Protocol(&'static str),
+    /// A message over the limit (1009).
+    TooBig,
+    /// A text message that is not UTF-8 (1007).
+    NotUtf8,
+}
+
+impl From<FrameError> for ReadError {
+    fn from(error: FrameError) -> Self {
+        match error {
+            FrameError::Protocol(reason) => Self::Protocol(reason),
+            FrameError::TooBig => Self::TooBig,
+        }
+    }
+}
+
+/// A websocket's stream and what it holds between reads and writes.
+pub struct Socket {
+    io: TcpStream,
+    /// Bytes read and not yet a whole frame (empty, without capacity, when idle).
+    read: BytesMut,
+    /// A text or binary message whose later fragments are still to come.
+    partial: Option<(OpCode, BytesMut)>,
+    /// Frames gathered and not yet written, from `written` on.
+    out: Vec<u8>,
+    written: usize,
+    max_message: usize,
+}
+
+impl Socket {
+    /// A socket over `io`, with bytes the HTTP parser read past the handshake (`early`).
+    pub fn new(io: TcpStream, early: BytesMut, max_message: usize) -> Self {
+        Self { io, read: early, partial: None, out: Vec::new(), written: 0, max_message }
+    }
+
+    /// The next whole message; `None` once the client has closed the stream (or it broke).
+    /// Cancel-safe: what was read stays buffered.
+    pub async fn recv(&mut self) -> Option<Result<Message, ReadError>> {
+        loop {
+            match self.take_message() {
+                Ok(Some(message)) => return Some(Ok(message)),
+                Ok(None) => {}
+                Err(error) => return Some(Err(error)),
+            }
+            if self.io.readable().await.is_err() {
+                return None;
+            }
+            if self.read.capacity() - self.read.len() < READ_CHUNK {
+                self.read.reserve(READ_CHUNK);
+            }
+            match self.io.try_read_buf(&mut self.read) {
+                Ok(0) => return None,
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => return None,
+            }
+        }
+    }
+
+    /// Decodes buffered frames until one completes a message.
+    fn take_message(&mut self) -> Result<Option<Message>, ReadError> {
+        loop {
+            let Some(frame) = frame::decode(&mut self.read, self.max_message)? else {
+                if self.read.is_empty() {
+                    self.read = BytesMut::new();
+                }
+                return Ok(None);
+            };
+            let payload = frame.payload;
+            let data = match frame.opcode {
+                OpCode::Ping => return Ok(Some(Message::Ping(payload.freeze()))),
+                OpCode::Pong => return Ok(Some(Message::Pong)),
+                OpCode::Close => return Ok(Some(Message::Close(frame::parse_close(&payload)?))),
+                OpCode::Continuation => {
+                    let Some((_, joined)) = self.partial.as_mut() else {
+                        return Err(ReadError::Protocol("a continuation frame without a message to continue"));
+                    };
+                    if joined.len() + payload.len() > self.max_message {
+                        return Err(ReadError::TooBig);
+                    }
+                    joined.extend_from_slice(&payload);
+                    if !frame.fin {
+                        continue;
+                    }
+                    self.partial.take()
+                }
+                _ if self.partial.is_some() => {
+                    return Err(ReadError::Protocol("a new message before the last one's final fragment"));
+                }
+                opcode if !frame.fin => {
+                    self.partial = Some((opcode, payload));
+                    continue;
+                }
+                opcode => Some((opcode, payload)),
+            };
+            if let Some((opcode, payload)) = data {
+                return Ok(Some(whole_message(opcode, payload)?));
+            }
+        }
+    }
+
+    /// Adds a frame to the next write.
+    pub fn queue(&mut self, opcode: OpCode, payload: &[u8]) {
+        frame::encode(&mut self.out, opcode, payload);
+    }
+
+    /// Bytes gathered and not yet written.
+    pub fn queued_bytes(&self) -> usize {
+        self.out.len() - self.written
+    }
+
+    /// Writes everything gathered. Cancel-safe: what is unwritten stays for the next call.
+    pub async fn flush(&mut self) -> io::Result<()> {
+        while self.written < self.out.len() {
+            match self.io.try_write(&self.out[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(count) => self.written += count,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.io.writable().await?,
+                Err(error) => return Err(error),
+            }
+        }
+        self.out = Vec::new();
+        self.written = 0;
+        Ok(())
+    }
+
+    /// The server's end of the closing handshake: sends `close` (if any) after whatever is
+    /// still unwritten, then, when the client has not closed yet, waits a little for its close
+    /// frame or the end of its stream, so that the close frame is read before the connection
+    /// goes (a reset could discard it).
+    pub async fn close(mut self, close: Option<(u16, &str)>, client_closed: bool) {
+        let ending = async {
+            if let Some((code, reason)) = close {
+                self.queue(OpCode::Close, &frame::close_payload(code, reason));
+            }
+            if self.flush().await.is_err() || client_closed {
+                return;
+            }
+            while let Some(Ok(message)) = self.recv().await {
+                if matches!(message, Message::Close(_)) {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_GRACE, ending).await;
+    }
+}
+
+/// A text message must be UTF-8 as a whole (a character may span fragments).
+fn whole_message(opcode: OpCode, payload: BytesMut) -> Result<Message, ReadError> {
+    match opcode {
+        OpCode::Text => String::from_utf8(payload.to_vec()).map(Message::Text).map_err(|_| ReadError::NotUtf8),
+        _ => Ok(Message::Binary(payload.freeze())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
+        frame::client_frame(first, payload, [0xA1, 0xB2, 0xC3, 0xD4])
+    }
+
+    /// A socket whose buffered bytes are `wire` (its stream is a loopback pair never read).
+    async fn socket_holding(wire: &[u8], max_message: usize) -> (Socket, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Socket::new(server, BytesMut::from(wire), max_message), client)
+    }
+
+    fn messages(socket: &mut Socket) -> Vec<Result<Message, ReadError>> {
+        let mut out = Vec::new();
+        loop {
+            match socket.take_message() {
+                Ok(Some(message)) => out.push(Ok(message)),
+                Ok(None) => return out,
+                Err(error) => {
+                    out.push(Err(error));
+                    return out;
+                }
+            }
+        }
+    }
+
+    #[actix_web::test]
+    async fn fragments_join_around_control_frames() {
+        let mut wire = masked(0x01, "hé".as_bytes());
+        wire.extend(masked(0x89, b"p"));
+        wire.extend(masked(0x00, b"l"));
+        wire.extend(masked(0x80, b"lo"));
+        wire.extend(masked(0x82, &[0xFF]));
+        wire.extend(masked(0x88, &[0x03, 0xE8]));
+        let (mut socket, _client) = socket_holding(&wire, 100).await;
+        assert_eq!(
+            messages(&mut socket),
+            vec![
+                Ok(Message::Ping(Bytes::from_static(b"p"))),
+                Ok(Message::Text("héllo".to_owned())),
+                Ok(Message::Binary(Bytes::from_static(&[0xFF]))),
+                Ok(Message::Close(Some((1000, String::new())))),
+            ]
+        );
+        assert_eq!(socket.read.capacity(), 0, "an empty read buffer is let go");
+    }
+
+    #[actix_web::test]
+    async fn a_character_split_across_fragments_is_utf8_but_broken_text_is_not() {
+        let bytes = "é".as_bytes();
+        let mut wire = masked(0x01, &bytes[..1]);
+        wire.extend(masked(0x80, &bytes[1..]));
+        wire.extend(masked(0x81, &bytes[..1]));
+        let (mut socket, _client) = socket_holding(&wire, 100).await;
+        assert_eq!(messages(&mut socket), vec![Ok(Message::Text("é".to_owned())), Err(ReadError::NotUtf8)]);
+    }
+
+    #[actix_web::test]
+    async fn broken_sequences_of_fragments_are_refused() {
+        let orphan = masked(0x80, b"x");
+        let mut interleaved = masked(0x01, b"a");
+        interleaved.extend(masked(0x81, b"b"));
+        let mut over = masked(0x01, &[b'a'; 6]);
+        over.extend(masked(0x80, &[b'b'; 6]));
+        let cases = [
+            (orphan, ReadError::Protocol("a continuation frame without a message to continue")),
+            (interleaved, ReadError::Protocol("a new message before the last one's final fragment")),
+            (over, ReadError::TooBig),
+            (masked(0x88, &[0x03]), ReadError::Protocol("a close payload of one byte")),
+        ];
+        for (wire, expected) in cases {
+            let (mut socket, _client) = socket_holding(&wire, 10).await;
+            assert_eq!(messages(&mut socket).pop(), Some(Err(expected)));
+        }
+    }
+
+    #[actix_web::test]
+    async fn queued_frames_leave_in_one_write_and_the_buffer_is_let_go() {
+        use tokio::io::AsyncReadExt as _;
+        let (mut socket, mut client) = socket_holding(&[], 100).await;
+        socket.queue(OpCode::Text, b"one");
+        socket.queue(OpCode::Text, b"two");
+        assert_eq!(socket.queued_bytes(), 10);
+        socket.flush().await.unwrap();
+        assert_eq!((socket.queued_bytes(), socket.out.capacity()), (0, 0));
+        let mut received = [0; 10];
+        client.read_exact(&mut received).await.unwrap();
+        assert_eq!(&received, b"\x81\x03one\x81\x03two");
+    }
+}
