@@ -204,6 +204,7 @@ struct ServerSection {
     outbound_buffer_bytes: Option<usize>,
     ping_interval_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
+    close_grace_seconds: Option<u64>,
     room_queue: Option<usize>,
     idle_unload_seconds: Option<u64>,
     workers: Option<usize>,
@@ -278,6 +279,7 @@ impl Config {
             outbound_buffer_bytes: positive(server.outbound_buffer_bytes, defaults.outbound_buffer_bytes, "server.outbound_buffer_bytes")?,
             ping_interval: seconds(server.ping_interval_seconds, defaults.ping_interval, "server.ping_interval_seconds")?,
             idle_timeout: seconds(server.idle_timeout_seconds, defaults.idle_timeout, "server.idle_timeout_seconds")?,
+            close_grace: seconds(server.close_grace_seconds, defaults.close_grace, "server.close_grace_seconds")?,
             room_queue: positive(server.room_queue, defaults.room_queue, "server.room_queue")?,
             idle_unload: seconds(server.idle_unload_seconds, defaults.idle_unload, "server.idle_unload_seconds")?,
             ..defaults.clone()

@@ -13,6 +13,9 @@ pub const DEFAULT_OUTBOUND_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 pub const DEFAULT_PING_INTERVAL_SECONDS: u64 = 20;
 /// A websocket silent this long (no frame at all, pongs included) is closed.
 pub const DEFAULT_IDLE_TIMEOUT_SECONDS: u64 = 60;
+/// How long the server's closing handshake may take (the client reading what is still unsent,
+/// then the close frame) before the TCP connection is dropped.
+pub const DEFAULT_CLOSE_GRACE_SECONDS: u64 = 2;
 /// Commands a room may have queued before senders wait (backpressure, bounded memory).
 pub const DEFAULT_ROOM_QUEUE: usize = 1024;
 /// A room with no connections and no work leaves memory after this long (reloaded on next use).
@@ -38,6 +41,8 @@ pub struct Limits {
     pub ping_interval: Duration,
     /// Silence after which a websocket is closed.
     pub idle_timeout: Duration,
+    /// How long the server's closing handshake may take.
+    pub close_grace: Duration,
     /// Bound of each room's command queue.
     pub room_queue: usize,
     /// How long a room without connections or work stays in memory.
@@ -61,6 +66,7 @@ impl Default for Limits {
             outbound_buffer_bytes: DEFAULT_OUTBOUND_BUFFER_BYTES,
             ping_interval: Duration::from_secs(DEFAULT_PING_INTERVAL_SECONDS),
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECONDS),
+            close_grace: Duration::from_secs(DEFAULT_CLOSE_GRACE_SECONDS),
             room_queue: DEFAULT_ROOM_QUEUE,
             idle_unload: Duration::from_secs(DEFAULT_IDLE_UNLOAD_SECONDS),
             max_room_bytes: DEFAULT_MAX_ROOM_BYTES,

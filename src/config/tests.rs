@@ -53,6 +53,7 @@ fn every_key_is_read() {
         outbound_buffer_bytes = 2000
         ping_interval_seconds = 5
         idle_timeout_seconds = 15
+        close_grace_seconds = 7
         room_queue = 8
         idle_unload_seconds = 30
         [parties.app]
@@ -68,7 +69,7 @@ fn every_key_is_read() {
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/partyd"));
     assert_eq!(
         config.limits,
-        Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), room_queue: 8, idle_unload: Duration::from_secs(30), ..Limits::default() }
+        Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), close_grace: Duration::from_secs(7), room_queue: 8, idle_unload: Duration::from_secs(30), ..Limits::default() }
     );
     let app = config.party("app").unwrap();
     assert_eq!(app.kind, PartyKind::TinybasePersister);
@@ -178,6 +179,7 @@ fn bad_input_names_the_file_and_the_key() {
         ("[server]\nmax_message_bytes = 0", "server.max_message_bytes"),
         ("[server]\nmax_message_bytes = \"big\"", "max_message_bytes"),
         ("[server]\nidle_timeout_seconds = 0", "server.idle_timeout_seconds"),
+        ("[server]\nclose_grace_seconds = 0", "server.close_grace_seconds"),
         ("[server]\nworkers = 0", "server.workers"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"store\"", "parties.main.store_path"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"/\"", "parties.main.store_path"),

@@ -198,12 +198,12 @@ impl Connection {
             Ending::Close(code, reason) => {
                 tracing::info!(code, reason, "closing connection");
                 self.metrics.close_sent(code);
-                socket.close(Some((code, reason)), false).await;
+                socket.close((code, reason), false, self.limits.close_grace).await;
             }
             Ending::ClientClosed(close) => {
                 tracing::debug!(code = close.as_ref().map(|(code, _)| *code), "peer closed");
                 let code = close.map_or(close::NORMAL, |(code, _)| code);
-                socket.close(Some((code, "")), true).await;
+                socket.close((code, ""), true, self.limits.close_grace).await;
             }
             Ending::PeerGone => tracing::debug!("peer gone"),
         }

@@ -19,8 +19,6 @@ use super::frame::{self, FrameError, OpCode};
 const READ_CHUNK: usize = 8 * 1024;
 /// A socket stops gathering frames for one write at about this many bytes.
 pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
-/// How long the closing handshake may take before the TCP connection is dropped.
-const CLOSE_GRACE: Duration = Duration::from_secs(2);
 
 /// A whole message from the client.
 #[derive(Debug, PartialEq, Eq)]
@@ -163,15 +161,13 @@ impl Socket {
         Ok(())
     }
 
-    /// The server's end of the closing handshake: sends `close` (if any) after whatever is
-    /// still unwritten, then, when the client has not closed yet, waits a little for its close
-    /// frame or the end of its stream, so that the close frame is read before the connection
-    /// goes (a reset could discard it).
-    pub async fn close(mut self, close: Option<(u16, &str)>, client_closed: bool) {
+    /// The server's end of the closing handshake: sends the close frame after whatever is
+    /// still unwritten, then, when the client has not closed yet, waits for its close frame or
+    /// the end of its stream, so that the close frame is read before the connection goes (a
+    /// reset could discard it). All of it within `grace`; then the TCP connection is dropped.
+    pub async fn close(mut self, (code, reason): (u16, &str), client_closed: bool, grace: Duration) {
         let ending = async {
-            if let Some((code, reason)) = close {
-                self.queue(OpCode::Close, &frame::close_payload(code, reason));
-            }
+            self.queue(OpCode::Close, &frame::close_payload(code, reason));
             if self.flush().await.is_err() || client_closed {
                 return;
             }
@@ -181,7 +177,7 @@ impl Socket {
                 }
             }
         };
-        let _ = tokio::time::timeout(CLOSE_GRACE, ending).await;
+        let _ = tokio::time::timeout(grace, ending).await;
     }
 }
 
