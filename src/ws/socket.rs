@@ -52,6 +52,11 @@ impl From<FrameError> for ReadError {
 }
 
 /// A websocket's stream and what it holds between reads and writes.
+///
+/// It waits with `poll_read_ready`/`poll_write_ready`, not `readable()`/`writable()`: the
+/// stream's one reader and one writer waker slot still hold the HTTP dispatcher's waker from
+/// before the handshake, and that waker keeps the dispatcher's finished task (about 4 KiB)
+/// allocated until something replaces it. The first wait here does.
 pub struct Socket {
     io: TcpStream,
     /// Bytes read and not yet a whole frame (empty, without capacity, when idle).
@@ -79,7 +84,7 @@ impl Socket {
                 Ok(None) => {}
                 Err(error) => return Some(Err(error)),
             }
-            if self.io.readable().await.is_err() {
+            if std::future::poll_fn(|cx| self.io.poll_read_ready(cx)).await.is_err() {
                 return None;
             }
             if self.read.capacity() - self.read.len() < READ_CHUNK {
@@ -152,7 +157,7 @@ impl Socket {
             match self.io.try_write(&self.out[self.written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(count) => self.written += count,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.io.writable().await?,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => std::future::poll_fn(|cx| self.io.poll_write_ready(cx)).await?,
                 Err(error) => return Err(error),
             }
         }
