@@ -97,14 +97,14 @@ pub async fn connect(addr: SocketAddr, party: &str, room: &str, id: &str) -> Soc
 }
 
 pub async fn connect_url(url: &str) -> Socket {
+    try_connect_url(url).await.unwrap_or_else(|error| panic!("connect {url}: {error}"))
+}
+
+/// A socket, or why the upgrade failed.
+pub async fn try_connect_url(url: &str) -> Result<Socket, awc::error::WsClientError> {
     let client = awc::Client::builder().timeout(DEADLINE).finish();
-    let (_, framed) = client
-        .ws(url)
-        .max_frame_size(64 * 1024 * 1024)
-        .connect()
-        .await
-        .unwrap_or_else(|error| panic!("connect {url}: {error}"));
-    Socket { framed, inbox: Vec::new() }
+    let (_, framed) = client.ws(url).max_frame_size(64 * 1024 * 1024).connect().await?;
+    Ok(Socket { framed, inbox: Vec::new() })
 }
 
 impl Socket {
