@@ -14,6 +14,7 @@ use super::frame::OpCode;
 use super::outbox::{outbox, Next, OutboxReceiver};
 use super::socket::{Message, ReadError, Socket, WRITE_BATCH_BYTES};
 use super::takeover::{Accepted, TakeoverSlot};
+use super::tasks::TaskGuard;
 use crate::auth::Access;
 use crate::config::Limits;
 use crate::metrics::{Metrics, PartyCounters};
@@ -125,7 +126,10 @@ impl Connection {
     /// `async fn` stores them twice), and the rare futures it awaits (an inbound message, a
     /// ping, the teardown) are boxed when they happen. Frames to send stay inline (the hot
     /// path).
-    pub(super) fn run(self, mut socket: Socket, mut outbox: OutboxReceiver) -> impl std::future::Future<Output = ()> {
+    /// `counted` keeps the task counted among the server's socket tasks until it ends; it is
+    /// an argument, not held by a wrapping block, because a block that awaits this future
+    /// stores it twice.
+    pub(super) fn run(self, mut socket: Socket, mut outbox: OutboxReceiver, counted: TaskGuard) -> impl std::future::Future<Output = ()> {
         async move {
             tracing::debug!("connected");
             let rate = rate_limiter(self.limits.messages_per_second);
@@ -179,6 +183,7 @@ impl Connection {
                 }
             };
             Box::pin(self.finish(ending, socket)).await;
+            drop(counted);
         }
     }
 

@@ -77,14 +77,7 @@ where
             }
             let Accepted { connection, receiver, span } = accepted;
             let socket = Socket::new(io, early, connection.limits.max_message_bytes);
-            let guard = tasks.enter();
-            actix_web::rt::spawn(
-                async move {
-                    connection.run(socket, receiver).await;
-                    drop(guard);
-                }
-                .instrument(span),
-            );
+            actix_web::rt::spawn(connection.run(socket, receiver, tasks.enter()).instrument(span));
         }
         _ => {
             let (response, body) = response.into_parts();
