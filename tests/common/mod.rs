@@ -176,8 +176,24 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
+    until_some(what, || {
+        let done = probe();
+        async move { done.await.then_some(()) }
+    })
+    .await
+}
+
+/// What `probe` first gives, probing every 10 ms until the deadline.
+pub async fn until_some<T, F, Fut>(what: &str, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
     let deadline = Instant::now() + DEADLINE;
-    while !probe().await {
+    loop {
+        if let Some(found) = probe().await {
+            return found;
+        }
         assert!(Instant::now() < deadline, "timed out waiting for: {what}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
