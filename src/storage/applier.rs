@@ -11,8 +11,11 @@ use super::ops::Ops;
 use super::StorageError;
 
 /// How long journaled operations may wait before they are applied to sled when nobody reads.
-/// Longer batches more rounds into one sled batch; shorter keeps less in memory.
-const APPLY_INTERVAL: Duration = Duration::from_millis(10);
+/// Longer batches more rounds into one sled batch (a batch writes each key once, so a room's
+/// index entry and hot cells are written once per batch, not once per round, and sled's log
+/// write and I/O thread wake-ups come once per batch); shorter keeps less in memory. At 10 ms
+/// the applier and sled's I/O threads took ~20 % of the server's CPU at 7,200 deliveries/s.
+const APPLY_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Journaled operations not yet in sled, and the one way into sled for everything else.
 pub struct Applier {
