@@ -123,6 +123,10 @@ fn unmask(payload: &mut [u8], mask: [u8; 4]) {
 
 /// Appends one whole, unmasked server frame to `out`.
 pub fn encode(out: &mut Vec<u8>, opcode: OpCode, payload: &[u8]) {
+    // Reserved at once: pushing the header into an empty buffer would allocate 8 bytes and
+    // then reallocate for the payload, on every delivery.
+    const LONGEST_HEADER: usize = 10;
+    out.reserve(LONGEST_HEADER + payload.len());
     out.push(0x80 | opcode.bits());
     match payload.len() {
         short @ 0..=125 => out.push(short as u8),

@@ -15,8 +15,9 @@ use tokio::net::TcpStream;
 
 use super::frame::{self, FrameError, OpCode};
 
-/// How much to read at a time.
-const READ_CHUNK: usize = 8 * 1024;
+/// The least room a read has. Most messages are a few hundred bytes; a bigger one grows the
+/// buffer geometrically, so this sets what an ordinary message allocates, not a limit.
+const READ_CHUNK: usize = 1024;
 /// A socket stops gathering frames for one write at about this many bytes.
 pub const WRITE_BATCH_BYTES: usize = 64 * 1024;
 
