@@ -137,6 +137,7 @@ impl Connection {
             let mut heartbeat = tokio::time::interval(self.limits.ping_interval);
             heartbeat.tick().await;
             let mut last_heard = Instant::now();
+            outbox.lend(socket.stream());
             let ending = loop {
                 tokio::select! {
                     biased;
@@ -146,10 +147,19 @@ impl Connection {
                                 break ending;
                             }
                         }
+                        Next::Unwritten(bytes) => {
+                            queue_unwritten(&mut socket, &outbox, &bytes);
+                            if let Some(ending) = Box::pin(flush(&mut socket, &mut outbox)).await {
+                                break ending;
+                            }
+                        }
                         Next::Close(order) => break Ending::Close(order.code, order.reason),
                         Next::Detached => break Ending::Close(close::GOING_AWAY, "room closed"),
                     },
                     inbound = socket.recv() => {
+                        if let Some(bytes) = outbox.reclaim() {
+                            queue_unwritten(&mut socket, &outbox, &bytes);
+                        }
                         last_heard = Instant::now();
                         match inbound {
                             Some(Ok(message)) => {
@@ -172,6 +182,9 @@ impl Connection {
                         }
                     }
                     _ = heartbeat.tick() => {
+                        if let Some(bytes) = outbox.reclaim() {
+                            queue_unwritten(&mut socket, &outbox, &bytes);
+                        }
                         if last_heard.elapsed() >= self.limits.idle_timeout {
                             break Ending::Close(close::NORMAL, "idle timeout");
                         }
@@ -325,6 +338,12 @@ impl Connection {
         tracing::info!(reason, "closing a synchronizer socket that sent an invalid message");
         Some(Ending::Close(close::INVALID_PAYLOAD, "tinybase:14"))
     }
+}
+
+/// Puts the rest of a frame the room began to write ahead of anything else the socket sends.
+fn queue_unwritten(socket: &mut Socket, outbox: &OutboxReceiver, bytes: &[u8]) {
+    socket.queue_raw(bytes);
+    outbox.sent(bytes.len());
 }
 
 /// Writes `first` and then every frame already queued, in one write of up to about

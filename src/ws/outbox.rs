@@ -10,6 +10,11 @@
 //! holds about a hundred bytes here, where a tokio mpsc channel plus a watch channel held two
 //! KiB (the channel's first block of 32 slots and its cache-padded state). Only the room and the
 //! connection task ever take the lock, each for a push or a pop.
+//!
+//! A connection waiting with nothing of its own to write lends the room its stream: then
+//! [`Outbox::send`] writes the frame itself, under the lock, and the connection task is not
+//! woken at all (a wake-up, a poll of its loop and a second lock per delivery saved). Bytes the
+//! kernel does not take go to the connection task, which writes them before anything else.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -17,6 +22,9 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::task::{Context, Poll, Waker};
 
 use bytestring::ByteString;
+use tokio::net::TcpStream;
+
+use super::frame::{self, OpCode};
 
 /// A drained queue keeps the capacity of at most this many frames: a burst does not leave an
 /// idle connection holding the memory it needed (32 bytes a slot).
@@ -57,6 +65,12 @@ struct State {
     receiver_alive: bool,
     /// The connection task waiting for a frame or a close order.
     waker: Option<Waker>,
+    /// The connection's stream, for the room to write to while `lent` (see the module doc).
+    stream: Option<Arc<TcpStream>>,
+    /// The connection task is waiting with nothing of its own to write: the room may write.
+    lent: bool,
+    /// What the kernel did not take of a frame the room wrote: sent first by the connection.
+    unwritten: Vec<u8>,
 }
 
 impl Shared {
@@ -99,7 +113,17 @@ pub struct OutboxReceiver {
 
 /// Creates a queue that refuses frames once `limit` bytes are queued but not yet sent.
 pub fn outbox(limit: usize) -> (Outbox, OutboxReceiver) {
-    let state = State { frames: VecDeque::new(), pending: 0, close: None, senders: 1, receiver_alive: true, waker: None };
+    let state = State {
+        frames: VecDeque::new(),
+        pending: 0,
+        close: None,
+        senders: 1,
+        receiver_alive: true,
+        waker: None,
+        stream: None,
+        lent: false,
+        unwritten: Vec::new(),
+    };
     let shared = Arc::new(Shared { state: Mutex::new(state), limit });
     (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
 }
@@ -135,9 +159,19 @@ impl Outbox {
             if !state.receiver_alive {
                 return Err(SendError::Gone);
             }
-            state.pending += frame.len();
-            state.frames.push_back(frame);
-            state.take_waker()
+            if state.lent && state.close.is_none() {
+                if write_lent(&mut state, &frame) {
+                    return Ok(());
+                }
+                // A partial write: the rest is the connection's to send, and it must be woken.
+                state.lent = false;
+                state.pending += state.unwritten.len();
+                state.take_waker()
+            } else {
+                state.pending += frame.len();
+                state.frames.push_back(frame);
+                state.take_waker()
+            }
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -167,9 +201,38 @@ impl Outbox {
     }
 }
 
+thread_local! {
+    /// The frame being written by a room: one buffer a thread, not one allocation a delivery.
+    static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Writes `frame` to the lent stream; `true` when the kernel took all of it. Otherwise what it
+/// did not take (all of it, on an error or a full socket buffer) is left in `unwritten`.
+fn write_lent(state: &mut State, frame: &ByteString) -> bool {
+    let Some(stream) = &state.stream else { return false };
+    ENCODED.with_borrow_mut(|encoded| {
+        encoded.clear();
+        frame::encode(encoded, OpCode::Text, frame.as_bytes());
+        let written = stream.try_write(encoded).unwrap_or(0);
+        if written < encoded.len() {
+            state.unwritten.extend_from_slice(&encoded[written..]);
+        }
+        if encoded.capacity() > RETAINED_ENCODED_BYTES {
+            *encoded = Vec::new();
+        }
+        written == encoded.len()
+    })
+}
+
+/// The thread's buffer for frames written by rooms keeps at most this much between frames.
+const RETAINED_ENCODED_BYTES: usize = 64 * 1024;
+
 /// What the connection task should do next.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
+    /// Bytes of a frame the room began to write: send them first, then call
+    /// [`OutboxReceiver::sent`].
+    Unwritten(Vec<u8>),
     /// Send this frame, then call [`OutboxReceiver::sent`].
     Frame(ByteString),
     /// Close the socket with this order.
@@ -183,6 +246,10 @@ impl OutboxReceiver {
     pub async fn next(&mut self) -> Next {
         poll_fn(|cx| {
             let mut state = self.shared.lock();
+            state.lent = false;
+            if !state.unwritten.is_empty() {
+                return Poll::Ready(Next::Unwritten(std::mem::take(&mut state.unwritten)));
+            }
             if let Some(order) = &state.close {
                 return Poll::Ready(Next::Close(order.clone()));
             }
@@ -193,9 +260,24 @@ impl OutboxReceiver {
                 return Poll::Ready(Next::Detached);
             }
             state.register(cx);
+            state.lent = state.stream.is_some();
             Poll::Pending
         })
         .await
+    }
+
+    /// Lends `stream` to the room whenever the connection waits in [`Self::next`] with nothing
+    /// of its own to write.
+    pub fn lend(&mut self, stream: Arc<TcpStream>) {
+        self.shared.lock().stream = Some(stream);
+    }
+
+    /// Takes the stream back before the connection writes anything of its own (a pong, a ping,
+    /// a close frame): returns the bytes of a frame the room left unfinished, which go first.
+    pub fn reclaim(&mut self) -> Option<Vec<u8>> {
+        let mut state = self.shared.lock();
+        state.lent = false;
+        (!state.unwritten.is_empty()).then(|| std::mem::take(&mut state.unwritten))
     }
 
     /// The next queued frame if there is one and no close order.
@@ -240,7 +322,8 @@ impl Drop for OutboxReceiver {
         let frames = {
             let mut state = self.shared.lock();
             state.receiver_alive = false;
-            std::mem::take(&mut state.frames)
+            state.lent = false;
+            (std::mem::take(&mut state.frames), state.stream.take())
         };
         drop(frames);
     }
@@ -313,6 +396,98 @@ mod tests {
         }
         while receiver.try_frame().is_some() {}
         assert!(receiver.shared.lock().frames.capacity() <= RETAINED_FRAME_SLOTS);
+    }
+
+    /// A loopback pair: the server's end (to lend) and the client's.
+    async fn stream_pair() -> (Arc<TcpStream>, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (Arc::new(server), client)
+    }
+
+    /// Polls `next` once, as the connection's loop does when it waits, and expects it to wait.
+    async fn wait_once(receiver: &mut OutboxReceiver) {
+        let mut next = std::pin::pin!(receiver.next());
+        let polled = poll_fn(|cx| Poll::Ready(std::future::Future::poll(next.as_mut(), cx))).await;
+        assert_eq!(polled, Poll::Pending);
+    }
+
+    fn text_frame(payload: &[u8]) -> Vec<u8> {
+        let mut frame = Vec::new();
+        frame::encode(&mut frame, OpCode::Text, payload);
+        frame
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_lends_its_stream_and_the_room_writes_the_frame_itself() {
+        use tokio::io::AsyncReadExt as _;
+        let (outbox, mut receiver) = outbox(100);
+        let (stream, mut client) = stream_pair().await;
+        receiver.lend(stream);
+        outbox.send("queued before".into()).unwrap();
+        assert_eq!(receiver.next().await, Next::Frame("queued before".into()), "frames queued earlier are the connection's");
+        receiver.sent(13);
+        wait_once(&mut receiver).await;
+        outbox.send("hello".into()).unwrap();
+        assert_eq!(outbox.pending_bytes(), 0);
+        assert!(receiver.shared.lock().frames.is_empty() && receiver.shared.lock().waker.is_some(), "the connection is not woken");
+        let mut received = [0; 7];
+        client.read_exact(&mut received).await.unwrap();
+        assert_eq!(received.as_slice(), text_frame(b"hello").as_slice());
+
+        // Once the connection takes its stream back, frames queue again.
+        assert_eq!(receiver.reclaim(), None);
+        outbox.send("later".into()).unwrap();
+        assert_eq!(receiver.next().await, Next::Frame("later".into()));
+    }
+
+    #[tokio::test]
+    async fn what_the_kernel_does_not_take_goes_first_even_before_a_close_order() {
+        use tokio::io::AsyncReadExt as _;
+        let (outbox, mut receiver) = outbox(usize::MAX);
+        let (stream, mut client) = stream_pair().await;
+        receiver.lend(stream);
+        wait_once(&mut receiver).await;
+        let payload = "x".repeat(60_000);
+        let mut wrote = 0;
+        while receiver.shared.lock().lent {
+            outbox.send(payload.as_str().into()).unwrap();
+            wrote += 1;
+        }
+        assert!(wrote > 1, "the kernel took at least one whole frame");
+        outbox.send("after".into()).unwrap();
+        outbox.close(1013, "slow consumer");
+        let unwritten = match receiver.next().await {
+            Next::Unwritten(bytes) => bytes,
+            other => panic!("expected the unwritten bytes, got {other:?}"),
+        };
+        assert_eq!(outbox.pending_bytes(), unwritten.len() + "after".len(), "the rest counts against the limit");
+        receiver.sent(unwritten.len());
+        assert_eq!(receiver.next().await, Next::Close(CloseOrder { code: 1013, reason: "slow consumer" }));
+
+        // The client reads whole frames: the room's writes and the rest, joined, are `wrote` frames.
+        let frame = text_frame(payload.as_bytes());
+        let mut received = vec![0; frame.len() * wrote - unwritten.len()];
+        client.read_exact(&mut received).await.unwrap();
+        received.extend_from_slice(&unwritten);
+        assert_eq!(received, frame.repeat(wrote));
+    }
+
+    #[tokio::test]
+    async fn a_reclaimed_stream_hands_back_the_rest_of_a_frame_and_a_gone_connection_lets_it_go() {
+        let (outbox, mut receiver) = outbox(usize::MAX);
+        let (stream, _client) = stream_pair().await;
+        receiver.lend(stream.clone());
+        wait_once(&mut receiver).await;
+        while receiver.shared.lock().lent {
+            outbox.send("y".repeat(60_000).into()).unwrap();
+        }
+        let rest = receiver.reclaim().expect("the rest of a frame");
+        assert!(!rest.is_empty() && rest.len() <= 60_004);
+        assert_eq!(receiver.reclaim(), None);
+        drop(receiver);
+        assert_eq!(Arc::strong_count(&stream), 1, "the outbox no longer holds the stream");
     }
 
     #[tokio::test]

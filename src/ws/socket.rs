@@ -8,6 +8,7 @@
 //! is let go.
 
 use std::io;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -59,7 +60,9 @@ impl From<FrameError> for ReadError {
 /// before the handshake, and that waker keeps the dispatcher's finished task (about 4 KiB)
 /// allocated until something replaces it. The first wait here does.
 pub struct Socket {
-    io: TcpStream,
+    /// Shared with the connection's outbox, which the room writes through while the
+    /// connection waits with nothing to write (see `outbox`).
+    io: Arc<TcpStream>,
     /// Bytes read and not yet a whole frame (empty, without capacity, when idle).
     read: BytesMut,
     /// A text or binary message whose later fragments are still to come.
@@ -73,7 +76,12 @@ pub struct Socket {
 impl Socket {
     /// A socket over `io`, with bytes the HTTP parser read past the handshake (`early`).
     pub fn new(io: TcpStream, early: BytesMut, max_message: usize) -> Self {
-        Self { io, read: early, partial: None, out: Vec::new(), written: 0, max_message }
+        Self { io: Arc::new(io), read: early, partial: None, out: Vec::new(), written: 0, max_message }
+    }
+
+    /// The stream, for the connection's outbox to lend to the room.
+    pub fn stream(&self) -> Arc<TcpStream> {
+        self.io.clone()
     }
 
     /// The next whole message; `None` once the client has closed the stream (or it broke).
@@ -145,6 +153,11 @@ impl Socket {
     /// Adds a frame to the next write.
     pub fn queue(&mut self, opcode: OpCode, payload: &[u8]) {
         frame::encode(&mut self.out, opcode, payload);
+    }
+
+    /// Adds bytes that are already frames (or the rest of one) to the next write.
+    pub fn queue_raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
     }
 
     /// Bytes gathered and not yet written.
