@@ -137,7 +137,6 @@ impl Connection {
             let mut heartbeat = tokio::time::interval(self.limits.ping_interval);
             heartbeat.tick().await;
             let mut last_heard = Instant::now();
-            outbox.lend(socket.stream());
             let ending = loop {
                 tokio::select! {
                     biased;

@@ -8,13 +8,13 @@
 //! is let go.
 
 use std::io;
-use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::net::TcpStream;
 
 use super::frame::{self, FrameError, OpCode};
+use super::outbox::SharedStream;
 
 /// The least room a read has. Most messages are a few hundred bytes; a bigger one grows the
 /// buffer geometrically, so this sets what an ordinary message allocates, not a limit.
@@ -60,9 +60,9 @@ impl From<FrameError> for ReadError {
 /// before the handshake, and that waker keeps the dispatcher's finished task (about 4 KiB)
 /// allocated until something replaces it. The first wait here does.
 pub struct Socket {
-    /// Shared with the connection's outbox, which the room writes through while the
+    /// The stream, kept in the connection's outbox: the room writes to it while the
     /// connection waits with nothing to write (see `outbox`).
-    io: Arc<TcpStream>,
+    io: SharedStream,
     /// Bytes read and not yet a whole frame (empty, without capacity, when idle).
     read: BytesMut,
     /// A text or binary message whose later fragments are still to come.
@@ -75,13 +75,15 @@ pub struct Socket {
 
 impl Socket {
     /// A socket over `io`, with bytes the HTTP parser read past the handshake (`early`).
-    pub fn new(io: TcpStream, early: BytesMut, max_message: usize) -> Self {
-        Self { io: Arc::new(io), read: early, partial: None, out: Vec::new(), written: 0, max_message }
+    pub fn new(io: SharedStream, early: BytesMut, max_message: usize) -> Self {
+        Self { io, read: early, partial: None, out: Vec::new(), written: 0, max_message }
     }
 
-    /// The stream, for the connection's outbox to lend to the room.
-    pub fn stream(&self) -> Arc<TcpStream> {
-        self.io.clone()
+    fn poll_ready(&self, cx: &mut Context<'_>, write: bool) -> Poll<io::Result<()>> {
+        match self.io.with(|io| Ok(if write { io.poll_write_ready(cx) } else { io.poll_read_ready(cx) })) {
+            Ok(ready) => ready,
+            Err(closed) => Poll::Ready(Err(closed)),
+        }
     }
 
     /// The next whole message; `None` once the client has closed the stream (or it broke).
@@ -93,13 +95,13 @@ impl Socket {
                 Ok(None) => {}
                 Err(error) => return Some(Err(error)),
             }
-            if std::future::poll_fn(|cx| self.io.poll_read_ready(cx)).await.is_err() {
+            if std::future::poll_fn(|cx| self.poll_ready(cx, false)).await.is_err() {
                 return None;
             }
             if self.read.capacity() - self.read.len() < READ_CHUNK {
                 self.read.reserve(READ_CHUNK);
             }
-            match self.io.try_read_buf(&mut self.read) {
+            match self.io.with(|io| io.try_read_buf(&mut self.read)) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
@@ -168,10 +170,10 @@ impl Socket {
     /// Writes everything gathered. Cancel-safe: what is unwritten stays for the next call.
     pub async fn flush(&mut self) -> io::Result<()> {
         while self.written < self.out.len() {
-            match self.io.try_write(&self.out[self.written..]) {
+            match self.io.with(|io| io.try_write(&self.out[self.written..])) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(count) => self.written += count,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => std::future::poll_fn(|cx| self.io.poll_write_ready(cx)).await?,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => std::future::poll_fn(|cx| self.poll_ready(cx, true)).await?,
                 Err(error) => return Err(error),
             }
         }
@@ -211,6 +213,7 @@ fn whole_message(opcode: OpCode, payload: BytesMut) -> Result<Message, ReadError
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::net::TcpStream;
 
     fn masked(first: u8, payload: &[u8]) -> Vec<u8> {
         frame::client_frame(first, payload, [0xA1, 0xB2, 0xC3, 0xD4])
@@ -221,7 +224,8 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
-        (Socket::new(server, BytesMut::from(wire), max_message), client)
+        let (_outbox, mut receiver) = super::super::outbox::outbox(0);
+        (Socket::new(receiver.attach(server), BytesMut::from(wire), max_message), client)
     }
 
     fn messages(socket: &mut Socket) -> Vec<Result<Message, ReadError>> {

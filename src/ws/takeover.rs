@@ -75,8 +75,8 @@ where
                 tracing::debug!(%error, "the client went before the handshake was answered");
                 return Ok(());
             }
-            let Accepted { connection, receiver, span } = accepted;
-            let socket = Socket::new(io, early, connection.limits.max_message_bytes);
+            let Accepted { connection, mut receiver, span } = accepted;
+            let socket = Socket::new(receiver.attach(io), early, connection.limits.max_message_bytes);
             actix_web::rt::spawn(connection.run(socket, receiver, tasks.enter()).instrument(span));
         }
         _ => {
