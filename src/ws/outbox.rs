@@ -475,19 +475,26 @@ mod tests {
         assert_eq!(receiver.next().await, Next::Frame("later".into()));
     }
 
+    /// Attaches a stream whose client never reads, then has the room write `payload` frames to
+    /// it until one does not fit: the socket's handle, the client, and how many frames went.
+    async fn write_until_the_kernel_refuses(outbox: &Outbox, receiver: &mut OutboxReceiver, payload: &str) -> (SharedStream, TcpStream, usize) {
+        let (stream, client) = stream_pair().await;
+        let socket = receiver.attach(stream);
+        wait_once(receiver).await;
+        let mut wrote = 0;
+        while receiver.shared.lock().lent {
+            outbox.send(payload.into()).unwrap();
+            wrote += 1;
+        }
+        (socket, client, wrote)
+    }
+
     #[tokio::test]
     async fn what_the_kernel_does_not_take_goes_first_even_before_a_close_order() {
         use tokio::io::AsyncReadExt as _;
         let (outbox, mut receiver) = outbox(usize::MAX);
-        let (stream, mut client) = stream_pair().await;
-        let _socket = receiver.attach(stream);
-        wait_once(&mut receiver).await;
         let payload = "x".repeat(60_000);
-        let mut wrote = 0;
-        while receiver.shared.lock().lent {
-            outbox.send(payload.as_str().into()).unwrap();
-            wrote += 1;
-        }
+        let (_socket, mut client, wrote) = write_until_the_kernel_refuses(&outbox, &mut receiver, &payload).await;
         assert!(wrote > 1, "the kernel took at least one whole frame");
         outbox.send("after".into()).unwrap();
         outbox.close(1013, "slow consumer");
@@ -511,12 +518,7 @@ mod tests {
     async fn a_reclaimed_stream_hands_back_the_rest_of_a_frame_and_a_dropped_socket_closes_it() {
         use tokio::io::AsyncReadExt as _;
         let (outbox, mut receiver) = outbox(usize::MAX);
-        let (stream, mut client) = stream_pair().await;
-        let socket = receiver.attach(stream);
-        wait_once(&mut receiver).await;
-        while receiver.shared.lock().lent {
-            outbox.send("y".repeat(60_000).into()).unwrap();
-        }
+        let (socket, mut client, _) = write_until_the_kernel_refuses(&outbox, &mut receiver, &"y".repeat(60_000)).await;
         let rest = receiver.reclaim().expect("the rest of a frame");
         assert!(!rest.is_empty() && rest.len() <= 60_004);
         assert_eq!(receiver.reclaim(), None);
