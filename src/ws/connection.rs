@@ -156,9 +156,7 @@ impl Connection {
                         Next::Detached => break Ending::Close(close::GOING_AWAY, "room closed"),
                     },
                     inbound = socket.recv() => {
-                        if let Some(bytes) = outbox.reclaim() {
-                            queue_unwritten(&mut socket, &outbox, &bytes);
-                        }
+                        take_stream_back(&mut socket, &mut outbox);
                         last_heard = Instant::now();
                         match inbound {
                             Some(Ok(message)) => {
@@ -181,9 +179,7 @@ impl Connection {
                         }
                     }
                     _ = heartbeat.tick() => {
-                        if let Some(bytes) = outbox.reclaim() {
-                            queue_unwritten(&mut socket, &outbox, &bytes);
-                        }
+                        take_stream_back(&mut socket, &mut outbox);
                         if last_heard.elapsed() >= self.limits.idle_timeout {
                             break Ending::Close(close::NORMAL, "idle timeout");
                         }
@@ -343,6 +339,13 @@ impl Connection {
 fn queue_unwritten(socket: &mut Socket, outbox: &OutboxReceiver, bytes: &[u8]) {
     socket.queue_raw(bytes);
     outbox.sent(bytes.len());
+}
+
+/// Stops the room writing to the stream before the connection writes anything of its own.
+fn take_stream_back(socket: &mut Socket, outbox: &mut OutboxReceiver) {
+    if let Some(bytes) = outbox.reclaim() {
+        queue_unwritten(socket, outbox, &bytes);
+    }
 }
 
 /// Writes `first` and then every frame already queued, in one write of up to about

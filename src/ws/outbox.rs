@@ -170,12 +170,11 @@ impl Outbox {
                 // A partial write: the rest is the connection's to send, and it must be woken.
                 state.lent = false;
                 state.pending += state.unwritten.len();
-                state.take_waker()
             } else {
                 state.pending += frame.len();
                 state.frames.push_back(frame);
-                state.take_waker()
             }
+            state.take_waker()
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -211,13 +210,12 @@ thread_local! {
 }
 
 /// Writes `frame` to the lent stream; `true` when the kernel took all of it. Otherwise what it
-/// did not take (all of it, on an error or a full socket buffer) is left in `unwritten`.
+/// did not take (all of it, on an error, a full socket buffer or no stream) is left in `unwritten`.
 fn write_lent(state: &mut State, frame: &ByteString) -> bool {
-    let Some(stream) = &state.stream else { return false };
     ENCODED.with_borrow_mut(|encoded| {
         encoded.clear();
         frame::encode(encoded, OpCode::Text, frame.as_bytes());
-        let written = stream.try_write(encoded).unwrap_or(0);
+        let written = state.stream.as_ref().map_or(0, |stream| stream.try_write(encoded).unwrap_or(0));
         if written < encoded.len() {
             state.unwritten.extend_from_slice(&encoded[written..]);
         }
