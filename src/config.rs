@@ -28,6 +28,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "./party.toml";
 pub const DEFAULT_STORE_PATH: &str = "/store";
 /// The longest party name accepted, in bytes.
 pub const MAX_PARTY_NAME_BYTES: usize = 256;
+/// The longest group-commit window a configuration may ask for (100 ms).
+pub const MAX_GROUP_COMMIT_WINDOW_US: u64 = 100_000;
 
 /// `partyd [--config FILE] [--listen ADDR] [--data-dir DIR]`
 #[derive(Debug, clap::Parser)]
@@ -107,6 +109,8 @@ pub struct Config {
     /// HTTP worker threads. Each room lives on the worker that loaded it and every delivery to
     /// a socket on another worker crosses threads, so one worker is the default.
     pub workers: usize,
+    /// Under load, group commits start at most once per this window (zero: never wait).
+    pub group_commit_window: Duration,
 }
 
 /// One party: a named kind of room with its settings.
@@ -208,6 +212,7 @@ struct ServerSection {
     room_queue: Option<usize>,
     idle_unload_seconds: Option<u64>,
     workers: Option<usize>,
+    group_commit_window_us: Option<u64>,
     allowed_origins: Option<Vec<String>>,
     max_message_bytes: Option<usize>,
     max_room_bytes: Option<usize>,
@@ -301,6 +306,11 @@ impl Config {
                 Some(workers @ 1..=256) => workers,
                 Some(_) => return Err(invalid("server.workers", "must be 1 to 256")),
                 None => 1,
+            },
+            group_commit_window: match server.group_commit_window_us {
+                Some(micros @ 0..=MAX_GROUP_COMMIT_WINDOW_US) => Duration::from_micros(micros),
+                Some(_) => return Err(invalid("server.group_commit_window_us", "must be 0 to 100000 (100 ms)")),
+                None => crate::storage::DEFAULT_GROUP_COMMIT_WINDOW,
             },
         })
     }

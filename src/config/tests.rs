@@ -56,6 +56,7 @@ fn every_key_is_read() {
         close_grace_seconds = 7
         room_queue = 8
         idle_unload_seconds = 30
+        group_commit_window_us = 2500
         [parties.app]
         kind = "tinybase-persister"
         store_path = "/db"
@@ -67,6 +68,9 @@ fn every_key_is_read() {
     .unwrap();
     assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/partyd"));
+    assert_eq!(config.group_commit_window, Duration::from_micros(2500));
+    assert_eq!(parse("[server]\ngroup_commit_window_us = 0").unwrap().group_commit_window, Duration::ZERO, "0 turns waiting off");
+    assert_eq!(parse("").unwrap().group_commit_window, crate::storage::DEFAULT_GROUP_COMMIT_WINDOW);
     assert_eq!(
         config.limits,
         Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), close_grace: Duration::from_secs(7), room_queue: 8, idle_unload: Duration::from_secs(30), ..Limits::default() }
@@ -181,6 +185,8 @@ fn bad_input_names_the_file_and_the_key() {
         ("[server]\nidle_timeout_seconds = 0", "server.idle_timeout_seconds"),
         ("[server]\nclose_grace_seconds = 0", "server.close_grace_seconds"),
         ("[server]\nworkers = 0", "server.workers"),
+        ("[server]\ngroup_commit_window_us = 100001", "server.group_commit_window_us"),
+        ("[server]\ngroup_commit_window_us = -1", "group_commit_window_us"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"store\"", "parties.main.store_path"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"/\"", "parties.main.store_path"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nresponse_headers = { \"Bad Header\" = \"1\" }", "parties.main.response_headers"),

@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::applier::{apply, engine_error, Applier, Nudge};
 use super::flusher::{FlushObserver, FlushStats, Flusher};
@@ -48,9 +49,15 @@ pub struct SledStorage {
 }
 
 impl SledStorage {
-    /// Opens (creating if needed) the database under `dir` and starts the flusher.
-    /// Never deletes or repairs anything: a locked or corrupt dir is an error naming it.
+    /// Opens (creating if needed) the database under `dir` and starts the flusher with the
+    /// default group-commit window. Never deletes or repairs anything: a locked or corrupt dir
+    /// is an error naming it.
     pub fn open(dir: &Path) -> Result<Arc<Self>, StorageError> {
+        Self::open_with_window(dir, super::DEFAULT_GROUP_COMMIT_WINDOW)
+    }
+
+    /// Like [`Self::open`]; under load, group commits start at most once per `window`.
+    pub fn open_with_window(dir: &Path, window: Duration) -> Result<Arc<Self>, StorageError> {
         std::fs::create_dir_all(dir).map_err(|error| io_error(dir, &error))?;
         let db = sled::Config::new()
             .path(dir)
@@ -64,7 +71,7 @@ impl SledStorage {
         let mut journal =
             Journal::open(dir, JOURNAL_BLOCKS, |ops| apply(&db, ops), Box::new(move || checkpointed.flush()))?;
         let committed = applier.clone();
-        let flusher = Flusher::start(move |rounds: Vec<Work>| commit_rounds(&committed, &nudge, &mut journal, rounds))
+        let flusher = Flusher::start(window, move |rounds: Vec<Work>| commit_rounds(&committed, &nudge, &mut journal, rounds))
             .map_err(|error| io_error(dir, &error))?;
         Ok(Arc::new(Self { db, applier, flusher }))
     }
