@@ -181,3 +181,37 @@ async fn sub_paths_and_extra_query_parameters_join_the_room() {
     assert_eq!(plain_a.inbox.len(), 1, "q%41 and qA are different rooms: {:?}", plain_a.inbox);
     server.server.shutdown().await.unwrap();
 }
+
+#[actix_web::test]
+async fn bursts_from_two_senders_reach_every_other_socket_whole_and_in_order() {
+    // Changes sent without waiting pile up while a commit runs, so rounds carry several: their
+    // frames leave together (held back, then one write a socket) and must keep their order.
+    let dir = data_dir();
+    let server = start(dir.path());
+    let addr = server.addr;
+    assert_eq!(put(addr, "/parties/main/room/store", "[{},{}]").await, StatusCode::CREATED);
+    let mut senders = [connect(addr, "main", "room", "a").await, connect(addr, "main", "room", "b").await];
+    let mut receivers = Vec::new();
+    for id in ["r1", "r2", "r3"] {
+        receivers.push(connect(addr, "main", "room", id).await);
+    }
+    const EACH: usize = 150;
+    for n in 0..EACH {
+        for (sender, name) in senders.iter_mut().zip(["a", "b"]) {
+            sender.send(&format!("s[{{\"t\":{{\"{name}\":{{\"n\":{n}}}}}}},{{}},1]")).await;
+        }
+    }
+    for receiver in &mut receivers {
+        let mut next = [0usize; 2];
+        for _ in 0..2 * EACH {
+            let text = receiver.next_text().await;
+            let sender = usize::from(text.starts_with("s[{\"t\":{\"b\""));
+            let name = ["a", "b"][sender];
+            assert_eq!(text, format!("s[{{\"t\":{{\"{name}\":{{\"n\":{}}}}}}},{{}},1]", next[sender]), "in order, whole");
+            next[sender] += 1;
+        }
+    }
+    let stored = get_body(addr, "/parties/main/room/store").await;
+    assert_eq!(stored, format!("[{{\"t\":{{\"a\":{{\"n\":{last}}},\"b\":{{\"n\":{last}}}}}}},{{}}]", last = EACH - 1));
+    server.server.shutdown().await.unwrap();
+}

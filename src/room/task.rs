@@ -41,11 +41,13 @@ struct Member {
 }
 
 impl Member {
-    fn deliver(&self, frame: &ByteString) -> Result<(), SendError> {
-        match &self.channel {
-            None => self.outbox.send(frame.clone()),
-            Some(channel) => self.outbox.send(format!("M\n{channel}\n{frame}").into()),
-        }
+    /// Sends `frame` to the member; `hold` keeps it back until [`Outbox::release_held`].
+    fn deliver(&self, frame: &ByteString, hold: bool) -> Result<(), SendError> {
+        let frame = match &self.channel {
+            None => frame.clone(),
+            Some(channel) => format!("M\n{channel}\n{frame}").into(),
+        };
+        if hold { self.outbox.send_held(frame) } else { self.outbox.send(frame) }
     }
 }
 
@@ -410,7 +412,14 @@ impl RoomTask {
     async fn finish(&mut self, round: Round) {
         let Round { delete_room, writes, effects, shutdown } = round;
         match self.make_durable(delete_room, writes).await {
-            Ok(()) => effects.into_iter().for_each(|effect| self.carry_out(effect)),
+            Ok(()) => {
+                // Several frames for the same sockets leave in one write a socket.
+                let hold = effects.iter().filter(|effect| matches!(effect, Effect::Broadcast { .. } | Effect::Send { .. })).nth(1).is_some();
+                effects.into_iter().for_each(|effect| self.carry_out(effect, hold));
+                if hold {
+                    self.members.values().for_each(|member| member.outbox.release_held());
+                }
+            }
             Err(error) => {
                 tracing::error!(%error, "storage failed; closing the room's sockets and reloading it");
                 self.fail_round(effects);
@@ -448,12 +457,12 @@ impl RoomTask {
         }
     }
 
-    fn carry_out(&mut self, effect: Effect) {
+    fn carry_out(&mut self, effect: Effect, hold: bool) {
         match effect {
-            Effect::Broadcast { exclude, frame } => self.broadcast(exclude.as_deref(), frame),
+            Effect::Broadcast { exclude, frame } => self.broadcast(exclude.as_deref(), frame, hold),
             Effect::Send { socket, frame } => {
                 if let Some(member) = self.members.get(&socket) {
-                    if member.deliver(&frame).is_err() {
+                    if member.deliver(&frame, hold).is_err() {
                         member.outbox.close(close::TRY_AGAIN_LATER, "slow consumer");
                         self.members.remove(&socket);
                         self.count_members();
@@ -497,13 +506,13 @@ impl RoomTask {
 
     /// Sends a frame to every socket whose connection id is not `exclude`; a socket that cannot
     /// take it (too many unsent bytes) is cut off as a slow consumer.
-    fn broadcast(&mut self, exclude: Option<&str>, frame: ByteString) {
+    fn broadcast(&mut self, exclude: Option<&str>, frame: ByteString, hold: bool) {
         let mut delivered = 0u64;
         self.members.retain(|socket, member| {
             if exclude == Some(&*member.connection_id) {
                 return true;
             }
-            match member.deliver(&frame) {
+            match member.deliver(&frame, hold) {
                 Ok(()) => {
                     delivered += 1;
                     true

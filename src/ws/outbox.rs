@@ -73,8 +73,12 @@ struct State {
     stream: Option<TcpStream>,
     /// The connection task is waiting with nothing of its own to write: the room may write.
     lent: bool,
-    /// What the kernel did not take of a frame the room wrote: sent first by the connection.
+    /// What the kernel did not take of a frame the room wrote, or frames the room holds back
+    /// (see `held`): sent first by the connection.
     unwritten: Vec<u8>,
+    /// While lent, `unwritten` holds frames the room is holding back, to write them in one go
+    /// with [`Outbox::release_held`].
+    held: bool,
 }
 
 impl Shared {
@@ -127,6 +131,7 @@ pub fn outbox(limit: usize) -> (Outbox, OutboxReceiver) {
         stream: None,
         lent: false,
         unwritten: Vec::new(),
+        held: false,
     };
     let shared = Arc::new(Shared { state: Mutex::new(state), limit });
     (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
@@ -155,6 +160,41 @@ impl Drop for Outbox {
 impl Outbox {
     /// Queues a text frame unless that would put the connection over its byte limit.
     pub fn send(&self, frame: ByteString) -> Result<(), SendError> {
+        self.push(frame, false)
+    }
+
+    /// Like [`Self::send`], but a frame the room would write itself is held back, with any
+    /// others held after it, until [`Self::release_held`]: a room sending several frames to a
+    /// connection in one round writes them with one system call.
+    pub fn send_held(&self, frame: ByteString) -> Result<(), SendError> {
+        self.push(frame, true)
+    }
+
+    /// Writes the frames held back by [`Self::send_held`]; what the kernel does not take goes
+    /// to the connection task, as for any frame the room writes.
+    pub fn release_held(&self) {
+        let waker = {
+            let mut state = self.shared.lock();
+            if !std::mem::take(&mut state.held) || !state.lent || state.unwritten.is_empty() {
+                // Nothing held, or the connection has taken the held frames itself.
+                return;
+            }
+            let held = std::mem::take(&mut state.unwritten);
+            let written = state.stream.as_ref().map_or(0, |stream| stream.try_write(&held).unwrap_or(0));
+            state.pending -= written;
+            if written == held.len() {
+                return;
+            }
+            state.unwritten = held[written..].to_vec();
+            state.lent = false;
+            state.take_waker()
+        };
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn push(&self, frame: ByteString, hold: bool) -> Result<(), SendError> {
         let waker = {
             let mut state = self.shared.lock();
             if state.pending.saturating_add(frame.len()) > self.shared.limit {
@@ -162,6 +202,13 @@ impl Outbox {
             }
             if !state.receiver_alive {
                 return Err(SendError::Gone);
+            }
+            if state.lent && state.close.is_none() && (hold || state.held) {
+                state.held = true;
+                let before = state.unwritten.len();
+                frame::encode(&mut state.unwritten, OpCode::Text, frame.as_bytes());
+                state.pending += state.unwritten.len() - before;
+                return Ok(());
             }
             if state.lent && state.close.is_none() {
                 if write_lent(&mut state, &frame) {
@@ -529,6 +576,76 @@ mod tests {
         let mut all = Vec::new();
         client.read_to_end(&mut all).await.unwrap();
         assert!(!all.is_empty() && !all.ends_with(b"z"));
+    }
+
+    #[tokio::test]
+    async fn held_frames_wait_for_the_release_and_then_leave_together_in_order() {
+        use tokio::io::AsyncReadExt as _;
+        let (outbox, mut receiver) = outbox(100);
+        let (stream, mut client) = stream_pair().await;
+        let _socket = receiver.attach(stream);
+        wait_once(&mut receiver).await;
+        outbox.send_held("one".into()).unwrap();
+        outbox.send("two".into()).unwrap();
+        outbox.send_held("three".into()).unwrap();
+        assert_eq!(outbox.pending_bytes(), 5 + 5 + 7, "held frames count against the limit");
+        assert_eq!(outbox.send_held("x".repeat(90).into()), Err(SendError::Full));
+        let mut nothing = [0; 1];
+        assert!(client.try_read(&mut nothing).is_err(), "nothing is written before the release");
+
+        outbox.release_held();
+        assert_eq!(outbox.pending_bytes(), 0);
+        assert!(receiver.shared.lock().waker.is_some(), "the connection is not woken");
+        let expected = [text_frame(b"one"), text_frame(b"two"), text_frame(b"three")].concat();
+        let mut received = vec![0; expected.len()];
+        client.read_exact(&mut received).await.unwrap();
+        assert_eq!(received, expected);
+        outbox.release_held();
+        outbox.send("four".into()).unwrap();
+        let mut four = [0; 6];
+        client.read_exact(&mut four).await.unwrap();
+        assert_eq!(four.as_slice(), text_frame(b"four").as_slice(), "after the release frames are written at once again");
+    }
+
+    #[tokio::test]
+    async fn held_frames_the_connection_wakes_up_to_are_its_own_to_send_first() {
+        let (outbox, mut receiver) = outbox(100);
+        let (stream, _client) = stream_pair().await;
+        let _socket = receiver.attach(stream);
+        wait_once(&mut receiver).await;
+        outbox.send_held("held".into()).unwrap();
+        assert_eq!(receiver.reclaim(), Some(text_frame(b"held")), "the connection needs its stream back first");
+        receiver.sent(6);
+        outbox.send_held("queued".into()).unwrap();
+        outbox.release_held();
+        assert_eq!(receiver.next().await, Next::Frame("queued".into()), "not lent: frames queue as before");
+        assert_eq!(outbox.pending_bytes(), 6);
+    }
+
+    #[tokio::test]
+    async fn a_held_batch_the_kernel_does_not_take_goes_to_the_connection() {
+        use tokio::io::AsyncReadExt as _;
+        let (outbox, mut receiver) = outbox(usize::MAX);
+        let (stream, mut client) = stream_pair().await;
+        let _socket = receiver.attach(stream);
+        wait_once(&mut receiver).await;
+        let payload = "h".repeat(60_000);
+        // More than any loopback socket's buffers hold.
+        let frames = 200;
+        for _ in 0..frames {
+            outbox.send_held(payload.clone().into()).unwrap();
+        }
+        outbox.release_held();
+        let unwritten = match receiver.next().await {
+            Next::Unwritten(bytes) => bytes,
+            other => panic!("expected the unwritten bytes, got {other:?}"),
+        };
+        assert_eq!(outbox.pending_bytes(), unwritten.len(), "only what is not yet written counts");
+        let expected = text_frame(payload.as_bytes()).repeat(frames);
+        let mut received = vec![0; expected.len() - unwritten.len()];
+        client.read_exact(&mut received).await.unwrap();
+        received.extend_from_slice(&unwritten);
+        assert!(received == expected, "the kernel's part and the rest join into every frame, in order");
     }
 
     #[tokio::test]
