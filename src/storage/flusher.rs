@@ -113,11 +113,14 @@ fn run<W>(
     counters: &Counters,
     mut pacer: Pacer,
 ) {
-    while let Ok(first) = receiver.recv() {
+    loop {
+        // Busy: the window is waited out before looking for work, so a job queued meanwhile
+        // finds no thread to wake (a futex call on each side saved).
         let now = Instant::now();
         if let Some(start_at) = pacer.start_at(now) {
             std::thread::sleep(start_at - now);
         }
+        let Ok(first) = receiver.recv() else { break };
         let (work, batch): (Vec<W>, Vec<Waiter>) = std::iter::once(first).chain(receiver.try_iter()).unzip();
         let started = Instant::now();
         pacer.started(started, batch.len());
