@@ -24,7 +24,7 @@ use super::RoomKey;
 use crate::config::{Limits, PartyConfig, PartyKind};
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, Permissions, PersisterStore, PutOutcome};
-use crate::storage::{EntryWrite, Storage, StorageError};
+use crate::storage::{DurableTicket, EntryWrite, OpenRound, Storage, StorageError};
 use crate::ws::outbox::{Outbox, SendError};
 use crate::ws::close;
 
@@ -66,6 +66,13 @@ pub(super) enum Effect {
     ServerWrite(oneshot::Sender<ServerWriteResult>, ServerWriteResult),
 }
 
+/// The room's queue, for changes to join a round waiting for its commit, and how many
+/// commands the round has taken so far.
+struct Joiners<'a> {
+    commands: &'a mut mpsc::Receiver<Command>,
+    handled: usize,
+}
+
 #[derive(Default)]
 pub(super) struct Round {
     /// The room's data is deleted before `writes` are applied.
@@ -94,6 +101,9 @@ pub(crate) struct RoomTask {
     members: HashMap<SocketId, Member>,
     /// The last GET body, dropped whenever the store changes.
     cached_body: Option<Bytes>,
+    /// A command received while a round waited for its commit that could not join it: the
+    /// next round starts with it.
+    held_over: Option<Command>,
 }
 
 impl RoomTask {
@@ -113,6 +123,7 @@ impl RoomTask {
             sync: None,
             members: HashMap::new(),
             cached_body: None,
+            held_over: None,
         }
     }
 
@@ -122,6 +133,12 @@ impl RoomTask {
         let span = tracing::info_span!("room", party = %self.key.party(), room = %self.key.room());
         async move {
             loop {
+                if let Some(command) = self.held_over.take() {
+                    if self.run_round(command, &mut commands).await {
+                        break;
+                    }
+                    continue;
+                }
                 if let Some(deadline) = self.deadline() {
                     match tokio::time::timeout_at(deadline, commands.recv()).await {
                         Ok(Some(command)) => {
@@ -169,14 +186,17 @@ impl RoomTask {
         self.ensure_loaded();
         let mut round = Round::default();
         self.handle(first, &mut round);
-        for _ in 1..MAX_COMMANDS_PER_ROUND {
+        let mut handled = 1;
+        while handled < MAX_COMMANDS_PER_ROUND {
             match commands.try_recv() {
                 Ok(command) => self.handle(command, &mut round),
                 Err(_) => break,
             }
+            handled += 1;
         }
         let stopping = !round.shutdown.is_empty();
-        self.finish(round).await;
+        let joining = (!stopping).then_some(Joiners { commands, handled });
+        self.finish(round, joining).await;
         stopping
     }
 
@@ -192,7 +212,7 @@ impl RoomTask {
         if let Some(sync) = self.sync.as_mut() {
             sync.on_timer(&mut round);
         }
-        self.finish(round).await;
+        self.finish(round, None).await;
     }
 
     fn is_loaded(&self) -> bool {
@@ -408,10 +428,12 @@ impl RoomTask {
         }
     }
 
-    /// Makes the round durable, then carries out its effects in order.
-    async fn finish(&mut self, round: Round) {
-        let Round { delete_room, writes, effects, shutdown } = round;
-        match self.make_durable(delete_room, writes).await {
+    /// Makes the round durable, then carries out its effects in order. With `joining`, changes
+    /// that arrive before the round's commit starts join the round.
+    async fn finish(&mut self, mut round: Round, joining: Option<Joiners<'_>>) {
+        let durable = self.make_durable(&mut round, joining).await;
+        let Round { effects, shutdown, .. } = round;
+        match durable {
             Ok(()) => {
                 // Several frames for the same sockets leave in one write a socket.
                 let hold = effects.iter().filter(|effect| matches!(effect, Effect::Broadcast { .. } | Effect::Send { .. })).nth(1).is_some();
@@ -434,11 +456,44 @@ impl RoomTask {
         }
     }
 
-    async fn make_durable(&self, delete_room: bool, writes: Vec<EntryWrite>) -> Result<(), StorageError> {
-        if !delete_room && writes.is_empty() {
+    async fn make_durable(&mut self, round: &mut Round, joining: Option<Joiners<'_>>) -> Result<(), StorageError> {
+        let writes = std::mem::take(&mut round.writes);
+        if !round.delete_room && writes.is_empty() {
             return Ok(());
         }
-        self.storage.commit(room_path(&self.key), delete_room, writes, self.stored_bytes()).await
+        let (ticket, open) = self.storage.commit_open(room_path(&self.key), round.delete_room, writes, self.stored_bytes());
+        match (open, joining) {
+            (Some(open), Some(joining)) => self.join_until_durable(ticket, &open, round, joining).await,
+            _ => ticket.await,
+        }
+    }
+
+    /// Waits for `ticket`, meanwhile adding the changes that arrive to the round while its
+    /// commit has not started. The first other command, or a change too late for the commit,
+    /// is held over for the next round.
+    async fn join_until_durable(&mut self, ticket: DurableTicket, open: &OpenRound, round: &mut Round, joining: Joiners<'_>) -> Result<(), StorageError> {
+        let Joiners { commands, mut handled } = joining;
+        let mut ticket = std::pin::pin!(ticket);
+        while handled < MAX_COMMANDS_PER_ROUND {
+            let command = tokio::select! {
+                biased;
+                durable = &mut ticket => return durable,
+                command = commands.recv() => command,
+            };
+            let Some(command) = command else { break };
+            handled += 1;
+            let joined = match &command {
+                Command::Changes { .. } => open.try_join(),
+                _ => None,
+            };
+            let Some(mut joined) = joined else {
+                self.held_over = Some(command);
+                break;
+            };
+            self.handle(command, round);
+            joined.add(std::mem::take(&mut round.writes), self.stored_bytes());
+        }
+        ticket.await
     }
 
     /// The room's stored size as its kind counts it.

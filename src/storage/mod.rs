@@ -116,6 +116,55 @@ impl Future for DurableTicket {
     }
 }
 
+/// A room's round whose commit has not started yet: the room may add to it until the commit
+/// takes it, so changes that arrive while the round waits for its group commit join that
+/// commit instead of waiting for the next one.
+#[derive(Debug, Default)]
+pub struct OpenRound {
+    /// The writes so far and the room's stored size after them; `None` once the commit took them.
+    pending: std::sync::Mutex<Option<PendingWrites>>,
+}
+
+/// What an [`OpenRound`] holds.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct PendingWrites {
+    /// The round's writes, in order.
+    pub writes: Vec<EntryWrite>,
+    /// The room's stored size after them.
+    pub stored_bytes: u64,
+}
+
+/// An [`OpenRound`] held open: its commit cannot take it until this is dropped.
+pub struct Joining<'a>(std::sync::MutexGuard<'a, Option<PendingWrites>>);
+
+impl OpenRound {
+    /// An open round of `writes`, leaving the room `stored_bytes` big.
+    pub fn new(writes: Vec<EntryWrite>, stored_bytes: u64) -> Self {
+        Self { pending: std::sync::Mutex::new(Some(PendingWrites { writes, stored_bytes })) }
+    }
+
+    /// Holds the round open to add to it; `None` once its commit has taken it.
+    pub fn try_join(&self) -> Option<Joining<'_>> {
+        let pending = self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        pending.is_some().then_some(Joining(pending))
+    }
+
+    /// Takes the writes for the commit; nothing can join after this.
+    pub fn close(&self) -> PendingWrites {
+        self.pending.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take().unwrap_or_default()
+    }
+}
+
+impl Joining<'_> {
+    /// Adds `writes` after the round's, leaving the room `stored_bytes` big.
+    pub fn add(&mut self, writes: Vec<EntryWrite>, stored_bytes: u64) {
+        if let Some(pending) = self.0.as_mut() {
+            pending.writes.extend(writes);
+            pending.stored_bytes = stored_bytes;
+        }
+    }
+}
+
 /// A room's entries: (entry key without the room prefix, value), in key order.
 pub type RoomEntries = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -173,6 +222,12 @@ pub trait Storage: Send + Sync + 'static {
             Ok(()) => self.durable(),
             Err(error) => DurableTicket::failed(error),
         }
+    }
+    /// Like [`Storage::commit`], but the round stays open to later writes of the same room
+    /// until its commit starts (see [`OpenRound`]); engines that cannot do that commit it as
+    /// it is and return no open round.
+    fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> (DurableTicket, Option<Arc<OpenRound>>) {
+        (self.commit(room, delete_room, writes, stored_bytes), None)
     }
     /// Writes an image of the room (all its entries in one value) so that its next load reads
     /// one value instead of iterating its keys; any later write to the room removes it. Only a

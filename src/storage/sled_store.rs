@@ -13,7 +13,7 @@ use super::image;
 use super::ops::Ops;
 use super::journal::{AppendError, Journal, BLOCK};
 use super::layout::{decode_index_key, index_key, index_party_prefix, index_prefix, room_prefix};
-use super::{DurableTicket, EntryWrite, RoomEntries, RoomMeta, RoomPath, Storage, StorageError, StoredRoom};
+use super::{DurableTicket, EntryWrite, OpenRound, PendingWrites, RoomEntries, RoomMeta, RoomPath, Storage, StorageError, StoredRoom};
 
 /// sled's page cache. Rooms keep their live state in memory, so the cache mainly serves cold
 /// loads; 64 MiB keeps recently unloaded rooms warm without dominating RSS.
@@ -29,6 +29,9 @@ const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
 enum Work {
     /// A room's key operations: journaled, then applied.
     Ops(Ops),
+    /// A room's round that stays open until this commit takes it: the room's delete
+    /// operations, if any, then its writes.
+    Open { party: String, room: String, deletes: Ops, round: Arc<OpenRound> },
     /// Make writes that bypassed the journal durable: a sled flush.
     FlushEngine,
 }
@@ -159,6 +162,13 @@ fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds
     for work in rounds {
         match work {
             Work::Ops(round) => ops.extend(round),
+            Work::Open { party, room, deletes, round } => {
+                ops.extend(deletes);
+                let PendingWrites { writes, stored_bytes } = round.close();
+                if !writes.is_empty() {
+                    ops.extend(write_ops(RoomPath { party: &party, room: &room }, writes, stored_bytes));
+                }
+            }
             Work::FlushEngine => flush_engine = true,
         }
     }
@@ -180,6 +190,11 @@ fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds
 }
 
 impl SledStorage {
+    /// The operations that delete the room, if `delete_room`.
+    fn deletes(&self, room: RoomPath<'_>, delete_room: bool) -> Result<Ops, StorageError> {
+        if delete_room { self.delete_ops(room) } else { Ok(Vec::new()) }
+    }
+
     /// The operations that remove every entry of a room and its index entry.
     fn delete_ops(&self, room: RoomPath<'_>) -> Result<Ops, StorageError> {
         self.applier.settle()?;
@@ -226,18 +241,24 @@ impl Storage for SledStorage {
     }
 
     fn commit(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> DurableTicket {
-        let mut ops = if delete_room {
-            match self.delete_ops(room) {
-                Ok(ops) => ops,
-                Err(error) => return DurableTicket::failed(error),
-            }
-        } else {
-            Vec::new()
+        let mut ops = match self.deletes(room, delete_room) {
+            Ok(ops) => ops,
+            Err(error) => return DurableTicket::failed(error),
         };
         if !writes.is_empty() {
             ops.extend(write_ops(room, writes, stored_bytes));
         }
         self.flusher.submit(Work::Ops(ops))
+    }
+
+    fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> (DurableTicket, Option<Arc<OpenRound>>) {
+        let deletes = match self.deletes(room, delete_room) {
+            Ok(ops) => ops,
+            Err(error) => return (DurableTicket::failed(error), None),
+        };
+        let round = Arc::new(OpenRound::new(writes, stored_bytes));
+        let work = Work::Open { party: room.party.to_owned(), room: room.room.to_owned(), deletes, round: round.clone() };
+        (self.flusher.submit(work), Some(round))
     }
 
     fn flush(&self) -> Result<(), StorageError> {
@@ -316,6 +337,27 @@ mod tests {
         assert_eq!(storage.load_room(room("a")).unwrap(), vec![(b"x".to_vec(), b"1".to_vec())]);
         assert_eq!(storage.load_room(room("ab")).unwrap(), vec![(b"x".to_vec(), b"3".to_vec())]);
         assert!(storage.load_room(room("b")).unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn writes_that_join_an_open_round_are_durable_with_it_and_none_join_after_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A long window: after the first commit the next one waits, so the round stays open.
+            let storage = SledStorage::open_with_window(dir.path(), Duration::from_millis(300)).unwrap();
+            storage.write(room("a"), vec![set("old", "1")], 1).unwrap();
+            storage.durable().await.unwrap();
+            let (ticket, open) = storage.commit_open(room("a"), true, vec![set("x", "1")], 1);
+            let open = open.expect("sled keeps rounds open");
+            open.try_join().expect("the commit waits for its window").add(vec![set("y", "2"), set("x", "3")], 2);
+            ticket.await.unwrap();
+            assert!(open.try_join().is_none(), "the commit took the round");
+            let meta = storage.list_rooms("main", "", None, 10).unwrap();
+            assert_eq!(meta[0].meta.stored_bytes, 2, "the index has the last joined size");
+        }
+        let storage = SledStorage::reopen(dir.path());
+        let entries = vec![(b"x".to_vec(), b"3".to_vec()), (b"y".to_vec(), b"2".to_vec())];
+        assert_eq!(storage.load_room(room("a")).unwrap(), entries, "deleted first, then every write in order");
     }
 
     #[tokio::test]
