@@ -27,11 +27,9 @@ const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
 /// A unit of work for the group-commit thread.
 #[derive(Debug)]
 enum Work {
-    /// A room's key operations: journaled, then applied.
-    Ops(Ops),
-    /// A room's round that stays open until this commit takes it: the room's delete
-    /// operations, if any, then its writes.
-    Open { party: String, room: String, deletes: Ops, round: Arc<OpenRound> },
+    /// A room's round, open to more writes until this commit takes it: the room's delete
+    /// operations, if any, then its writes, journaled and then applied.
+    Round { party: String, room: String, deletes: Ops, round: Arc<OpenRound> },
     /// Make writes that bypassed the journal durable: a sled flush.
     FlushEngine,
 }
@@ -161,8 +159,7 @@ fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds
     let mut ops = Ops::new();
     for work in rounds {
         match work {
-            Work::Ops(round) => ops.extend(round),
-            Work::Open { party, room, deletes, round } => {
+            Work::Round { party, room, deletes, round } => {
                 ops.extend(deletes);
                 let PendingWrites { writes, stored_bytes } = round.close();
                 if !writes.is_empty() {
@@ -190,11 +187,6 @@ fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds
 }
 
 impl SledStorage {
-    /// The operations that delete the room, if `delete_room`.
-    fn deletes(&self, room: RoomPath<'_>, delete_room: bool) -> Result<Ops, StorageError> {
-        if delete_room { self.delete_ops(room) } else { Ok(Vec::new()) }
-    }
-
     /// The operations that remove every entry of a room and its index entry.
     fn delete_ops(&self, room: RoomPath<'_>) -> Result<Ops, StorageError> {
         self.applier.settle()?;
@@ -241,23 +233,20 @@ impl Storage for SledStorage {
     }
 
     fn commit(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> DurableTicket {
-        let mut ops = match self.deletes(room, delete_room) {
-            Ok(ops) => ops,
-            Err(error) => return DurableTicket::failed(error),
-        };
-        if !writes.is_empty() {
-            ops.extend(write_ops(room, writes, stored_bytes));
-        }
-        self.flusher.submit(Work::Ops(ops))
+        self.commit_open(room, delete_room, writes, stored_bytes).0
     }
 
     fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> (DurableTicket, Option<Arc<OpenRound>>) {
-        let deletes = match self.deletes(room, delete_room) {
-            Ok(ops) => ops,
-            Err(error) => return (DurableTicket::failed(error), None),
+        let deletes = if delete_room {
+            match self.delete_ops(room) {
+                Ok(ops) => ops,
+                Err(error) => return (DurableTicket::failed(error), None),
+            }
+        } else {
+            Vec::new()
         };
         let round = Arc::new(OpenRound::new(writes, stored_bytes));
-        let work = Work::Open { party: room.party.to_owned(), room: room.room.to_owned(), deletes, round: round.clone() };
+        let work = Work::Round { party: room.party.to_owned(), room: room.room.to_owned(), deletes, round: round.clone() };
         (self.flusher.submit(work), Some(round))
     }
 

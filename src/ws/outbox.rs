@@ -100,6 +100,12 @@ impl State {
         }
     }
 
+    /// Writes what the kernel takes of `bytes` to the lent stream: how many it took (none
+    /// on an error, a full socket buffer or no stream).
+    fn try_write(&self, bytes: &[u8]) -> usize {
+        self.stream.as_ref().map_or(0, |stream| stream.try_write(bytes).unwrap_or(0))
+    }
+
     fn pop_frame(&mut self) -> Option<ByteString> {
         let frame = self.frames.pop_front()?;
         if self.frames.is_empty() && self.frames.capacity() > RETAINED_FRAME_SLOTS {
@@ -179,13 +185,14 @@ impl Outbox {
                 // Nothing held, or the connection has taken the held frames itself.
                 return;
             }
-            let held = std::mem::take(&mut state.unwritten);
-            let written = state.stream.as_ref().map_or(0, |stream| stream.try_write(&held).unwrap_or(0));
+            let mut held = std::mem::take(&mut state.unwritten);
+            let written = state.try_write(&held);
             state.pending -= written;
             if written == held.len() {
                 return;
             }
-            state.unwritten = held[written..].to_vec();
+            held.drain(..written);
+            state.unwritten = held;
             state.lent = false;
             state.take_waker()
         };
@@ -262,7 +269,7 @@ fn write_lent(state: &mut State, frame: &ByteString) -> bool {
     ENCODED.with_borrow_mut(|encoded| {
         encoded.clear();
         frame::encode(encoded, OpCode::Text, frame.as_bytes());
-        let written = state.stream.as_ref().map_or(0, |stream| stream.try_write(encoded).unwrap_or(0));
+        let written = state.try_write(encoded);
         if written < encoded.len() {
             state.unwritten.extend_from_slice(&encoded[written..]);
         }
