@@ -24,20 +24,15 @@ const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// replay at open reads little.
 const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
 
-/// A unit of work for the group-commit thread.
-#[derive(Debug)]
+/// A unit of work for the group-commit thread (by default, a plain flush).
+#[derive(Debug, Default)]
 enum Work {
     /// A room's round, open to more writes until this commit takes it: the room's delete
     /// operations, if any, then its writes, journaled and then applied.
     Round { party: String, room: String, deletes: Ops, round: Arc<OpenRound> },
     /// Make writes that bypassed the journal durable: a sled flush.
+    #[default]
     FlushEngine,
-}
-
-impl Default for Work {
-    fn default() -> Self {
-        Self::FlushEngine
-    }
 }
 
 /// The one sled database of the server.

@@ -129,6 +129,7 @@ impl Connection {
     /// `counted` keeps the task counted among the server's socket tasks until it ends; it is
     /// an argument, not held by a wrapping block, because a block that awaits this future
     /// stores it twice.
+    #[allow(clippy::manual_async_fn)]
     pub(super) fn run(self, mut socket: Socket, mut outbox: OutboxReceiver, counted: TaskGuard) -> impl std::future::Future<Output = ()> {
         async move {
             tracing::debug!("connected");
