@@ -205,8 +205,8 @@ mod tests {
         assert_eq!(stats.flushes as usize, flushes.load(Ordering::SeqCst));
     }
 
-    /// Runs a pacer through commits of `jobs` jobs every `every`, from `start`; the last
-    /// commit's start and the pacer.
+    /// Runs a pacer through `commits` commits of `jobs` jobs every `every`, from `start`;
+    /// returns when the last one started.
     fn steady(pacer: &mut Pacer, start: Instant, every: Duration, jobs: usize, commits: u32) -> Instant {
         let mut at = start;
         for _ in 0..commits {

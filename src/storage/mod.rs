@@ -21,10 +21,10 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 pub use flusher::{FlushObserver, FlushStats};
+pub use sled_store::SledStorage;
 
 /// Under load, group commits start at most this often (see `flusher`): 1 ms.
 pub const DEFAULT_GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(1);
-pub use sled_store::SledStorage;
 
 /// Which room: a party and a room name.
 #[derive(Clone, Copy, Debug)]

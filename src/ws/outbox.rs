@@ -210,14 +210,14 @@ impl Outbox {
             if !state.receiver_alive {
                 return Err(SendError::Gone);
             }
-            if state.lent && state.close.is_none() && (hold || state.held) {
-                state.held = true;
-                let before = state.unwritten.len();
-                frame::encode(&mut state.unwritten, OpCode::Text, frame.as_bytes());
-                state.pending += state.unwritten.len() - before;
-                return Ok(());
-            }
             if state.lent && state.close.is_none() {
+                if hold || state.held {
+                    state.held = true;
+                    let before = state.unwritten.len();
+                    frame::encode(&mut state.unwritten, OpCode::Text, frame.as_bytes());
+                    state.pending += state.unwritten.len() - before;
+                    return Ok(());
+                }
                 if write_lent(&mut state, &frame) {
                     return Ok(());
                 }
