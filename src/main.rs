@@ -9,6 +9,11 @@ use partyd::config::{Cli, Command, Config, LogFormat};
 use partyd::error::StartError;
 use partyd::storage::SledStorage;
 
+/// jemalloc: less CPU per delivery than glibc's malloc under fan-out load (its allocations
+/// and frees were ~7 % of the worker's samples) without the larger idle footprint of mimalloc.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = match Config::load(&cli) {
