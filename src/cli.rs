@@ -39,7 +39,7 @@ struct RoomLine {
 }
 
 fn open(config: &Config) -> Result<std::sync::Arc<SledStorage>, CliError> {
-    Ok(SledStorage::open_with_window(&config.data_dir, config.group_commit_window)?)
+    Ok(SledStorage::open_with_pacing(&config.data_dir, config.group_commit)?)
 }
 
 fn party<'a>(config: &'a Config, name: &str) -> Result<&'a PartyConfig, CliError> {

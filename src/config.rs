@@ -109,8 +109,9 @@ pub struct Config {
     /// HTTP worker threads. Each room lives on the worker that loaded it and every delivery to
     /// a socket on another worker crosses threads, so one worker is the default.
     pub workers: usize,
-    /// Under load, group commits start at most once per this window (zero: never wait).
-    pub group_commit_window: Duration,
+    /// How group commits wait under load: longer the busier the server, up to
+    /// `group_commit_window_us` (zero: never wait).
+    pub group_commit: crate::storage::Pacing,
 }
 
 /// One party: a named kind of room with its settings.
@@ -307,11 +308,11 @@ impl Config {
                 Some(_) => return Err(invalid("server.workers", "must be 1 to 256")),
                 None => 1,
             },
-            group_commit_window: match server.group_commit_window_us {
+            group_commit: crate::storage::Pacing::scaled(match server.group_commit_window_us {
                 Some(micros @ 0..=MAX_GROUP_COMMIT_WINDOW_US) => Duration::from_micros(micros),
                 Some(_) => return Err(invalid("server.group_commit_window_us", "must be 0 to 100000 (100 ms)")),
                 None => crate::storage::DEFAULT_GROUP_COMMIT_WINDOW,
-            },
+            }),
         })
     }
 

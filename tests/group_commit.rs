@@ -9,6 +9,7 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use common::*;
 use partyd::config::Config;
+use partyd::storage::Pacing;
 
 /// Group commits so far, from `/metrics`.
 async fn flushes(addr: SocketAddr) -> u64 {
@@ -21,8 +22,8 @@ async fn flushes(addr: SocketAddr) -> u64 {
 async fn changes_that_arrive_while_a_round_waits_for_its_commit_join_it() {
     let dir = data_dir();
     let mut config = Config::conformance(dir.path().to_path_buf());
-    // A long window: after one commit the flusher counts as busy and the next waits ~0.5 s.
-    config.group_commit_window = Duration::from_millis(500);
+    // A long fixed window: after one commit the flusher counts as busy and the next waits ~0.5 s.
+    config.group_commit = Pacing::fixed(Duration::from_millis(500));
     let server = start_with(config);
     let addr = server.addr;
     assert_eq!(put(addr, "/parties/main/room/store", "[{},{}]").await, StatusCode::CREATED);

@@ -1,6 +1,7 @@
 //! Tests of the configuration: defaults, the conformance file, overrides and every error.
 
 use super::*;
+use crate::storage::Pacing;
 use clap::{CommandFactory as _, Parser as _};
 
 fn parse(text: &str) -> Result<Config, ConfigError> {
@@ -68,9 +69,9 @@ fn every_key_is_read() {
     .unwrap();
     assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/partyd"));
-    assert_eq!(config.group_commit_window, Duration::from_micros(2500));
-    assert_eq!(parse("[server]\ngroup_commit_window_us = 0").unwrap().group_commit_window, Duration::ZERO, "0 turns waiting off");
-    assert_eq!(parse("").unwrap().group_commit_window, crate::storage::DEFAULT_GROUP_COMMIT_WINDOW);
+    assert_eq!(config.group_commit, Pacing::scaled(Duration::from_micros(2500)));
+    assert_eq!(parse("[server]\ngroup_commit_window_us = 0").unwrap().group_commit.window, Duration::ZERO, "0 turns waiting off");
+    assert_eq!(parse("").unwrap().group_commit, Pacing::scaled(crate::storage::DEFAULT_GROUP_COMMIT_WINDOW));
     assert_eq!(
         config.limits,
         Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), close_grace: Duration::from_secs(7), room_queue: 8, idle_unload: Duration::from_secs(30), ..Limits::default() }

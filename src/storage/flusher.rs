@@ -20,6 +20,29 @@ use super::{DurableTicket, StorageError};
 type Waiter = oneshot::Sender<Result<(), StorageError>>;
 
 
+/// How group commits wait under load: a wait that grows with the arrival rate, up to a window.
+/// See [`Pacer`].
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pacing {
+    /// The longest a commit waits to gather more work (zero: never wait).
+    pub window: Duration,
+    /// How the wait grows with the arrival rate: seconds of wait per job a second.
+    pub wait_per_rate: f64,
+}
+
+impl Pacing {
+    /// The wait grows with the rate ([`WAIT_PER_RATE`]) up to `window`.
+    pub fn scaled(window: Duration) -> Self {
+        Self { window, wait_per_rate: WAIT_PER_RATE }
+    }
+
+    /// The whole `window` as soon as it would gather two jobs, whatever the rate (for tests that
+    /// need a round to stay open for a known time).
+    pub fn fixed(window: Duration) -> Self {
+        Self { window, wait_per_rate: f64::INFINITY }
+    }
+}
+
 /// Told the duration and the number of waiters of every flush (for metrics).
 pub type FlushObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
 
@@ -51,8 +74,8 @@ pub struct Flusher<W: Send + 'static = ()> {
 
 impl<W: Send + 'static> Flusher<W> {
     /// Starts the thread; `commit` applies the queued work of a round, in queue order, and
-    /// makes it durable. Under load commits start at most once per `window` (zero: never wait).
-    pub fn start<F>(window: Duration, mut commit: F) -> std::io::Result<Self>
+    /// makes it durable. Under load commits wait as `pacing` says.
+    pub fn start<F>(pacing: Pacing, mut commit: F) -> std::io::Result<Self>
     where
         F: FnMut(Vec<W>) -> Result<(), StorageError> + Send + 'static,
     {
@@ -61,7 +84,7 @@ impl<W: Send + 'static> Flusher<W> {
         let thread_counters = counters.clone();
         let thread = std::thread::Builder::new()
             .name("partyd-flusher".into())
-            .spawn(move || run(&receiver, &mut commit, &thread_counters, Pacer::new(window)))?;
+            .spawn(move || run(&receiver, &mut commit, &thread_counters, Pacer::new(pacing)))?;
         Ok(Self { jobs: Some(sender), counters, thread: Some(thread) })
     }
 
@@ -141,33 +164,49 @@ fn run<W>(
     }
 }
 
-/// Decides whether a commit waits. It waits only when work has been arriving fast enough that
-/// one window gathers [`BUSY_GROUP`] jobs or more, and then only until one window after the
-/// previous commit started: a quiet server commits at once, a busy one at most once a window,
-/// and no job waits longer than a window for it.
+/// Decides whether a commit waits, and how long. The wait grows with the recent arrival rate of
+/// jobs, [`WAIT_PER_RATE`] for each job a second, up to the window; a commit waits only when
+/// that wait is expected to gather [`BUSY_GROUP`] jobs or more, and then only until that long
+/// after the previous commit started. So a quiet server commits at once, and the busier it is
+/// the fewer commits it makes, down to one a window: each commit costs about the same CPU
+/// whatever it carries, which matters most when the server is short of CPU, and no job waits
+/// longer than a window for it.
 struct Pacer {
-    window: Duration,
+    pacing: Pacing,
     /// Jobs of recent commits, each counted less as time passes (halved about every 35 ms).
     recent_jobs: f64,
     last_start: Option<Instant>,
 }
 
-/// The jobs one window must be expected to gather before commits wait for it.
+/// The jobs a wait must be expected to gather before commits wait at all.
 const BUSY_GROUP: f64 = 2.0;
 /// How far back the arrival rate looks (the time constant of its decay).
 const RATE_MEMORY: Duration = Duration::from_millis(50);
+/// Seconds of wait per job a second of arrival rate: commits wait from 2,000 jobs/s (1 ms, two
+/// jobs a wait) and a 2 ms window is reached at 4,000 jobs/s (eight). Here a fan-out of ~7,200
+/// deliveries/s brings ~800 rounds/s (no wait), one of ~29,500/s ~3,200 (1.6 ms) and one of
+/// ~72,000/s 4,000-5,000 (2 ms).
+pub const WAIT_PER_RATE: f64 = 0.5e-6;
 
 impl Pacer {
-    fn new(window: Duration) -> Self {
-        Self { window, recent_jobs: 0.0, last_start: None }
+    fn new(pacing: Pacing) -> Self {
+        Self { pacing, recent_jobs: 0.0, last_start: None }
     }
 
     /// When the next commit may start, if not at once.
     fn start_at(&self, now: Instant) -> Option<Instant> {
-        let last_start = self.last_start?;
-        let jobs_per_window = self.recent_jobs * self.window.as_secs_f64() / RATE_MEMORY.as_secs_f64();
-        let start_at = last_start + self.window;
-        (jobs_per_window >= BUSY_GROUP && start_at > now).then_some(start_at)
+        let start_at = self.last_start? + self.busy_wait()?;
+        (start_at > now).then_some(start_at)
+    }
+
+    /// The wait after a commit's start before the next, when the server is busy.
+    fn busy_wait(&self) -> Option<Duration> {
+        let rate = self.recent_jobs / RATE_MEMORY.as_secs_f64();
+        let window = self.pacing.window.as_secs_f64();
+        let scaled = rate * self.pacing.wait_per_rate;
+        // NaN (a zero rate times an infinite slope) takes the window, which then gathers nothing.
+        let wait = if scaled < window { Duration::from_secs_f64(scaled) } else { self.pacing.window };
+        (rate * wait.as_secs_f64() >= BUSY_GROUP).then_some(wait)
     }
 
     /// A commit of `jobs` jobs started at `at`.
@@ -189,7 +228,7 @@ mod tests {
     async fn many_waiters_share_few_flushes_and_all_are_answered() {
         let flushes = Arc::new(AtomicUsize::new(0));
         let counted = flushes.clone();
-        let flusher = Flusher::start(Duration::ZERO, move |_: Vec<()>| {
+        let flusher = Flusher::start(Pacing::scaled(Duration::ZERO), move |_: Vec<()>| {
             counted.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(5));
             Ok(())
@@ -219,7 +258,7 @@ mod tests {
     #[test]
     fn a_quiet_server_commits_at_once() {
         let window = Duration::from_millis(1);
-        let mut pacer = Pacer::new(window);
+        let mut pacer = Pacer::new(Pacing::scaled(window));
         let start = Instant::now();
         assert_eq!(pacer.start_at(start), None, "the first commit never waits");
         // 800 jobs a second, one a commit: a window would gather 0.8 of them.
@@ -230,7 +269,7 @@ mod tests {
     #[test]
     fn a_busy_server_commits_at_most_once_a_window_and_no_longer_once_it_quiets() {
         let window = Duration::from_millis(1);
-        let mut pacer = Pacer::new(window);
+        let mut pacer = Pacer::new(Pacing::scaled(window));
         // 8,000 jobs a second: two jobs every 250 µs.
         let last = steady(&mut pacer, Instant::now(), Duration::from_micros(250), 2, 400);
         let now = last + Duration::from_micros(300);
@@ -243,20 +282,41 @@ mod tests {
     }
 
     #[test]
+    fn the_wait_grows_with_the_arrival_rate_up_to_the_window() {
+        let window = Duration::from_millis(2);
+        let wait_at = |jobs_per_second: u64| {
+            let mut pacer = Pacer::new(Pacing::scaled(window));
+            // Two jobs a commit, at the given rate, for two seconds (the rate is steady by then).
+            let every = Duration::from_nanos(2_000_000_000 / jobs_per_second);
+            let last = steady(&mut pacer, Instant::now(), every, 2, (jobs_per_second / 2) as u32 * 2);
+            pacer.start_at(last).map(|start_at| start_at - last)
+        };
+        assert_eq!(wait_at(1_500), None, "0.75 ms would gather 1.1 jobs: no wait");
+        let around = |wait: Option<Duration>, expected: Duration| {
+            let wait = wait.expect("a busy server waits");
+            assert!(wait.abs_diff(expected) < Duration::from_micros(50), "{wait:?}, expected {expected:?}");
+        };
+        around(wait_at(3_000), Duration::from_micros(1_500));
+        around(wait_at(4_000), window);
+        around(wait_at(20_000), window);
+    }
+
+    #[test]
     fn a_zero_window_never_waits() {
-        let mut pacer = Pacer::new(Duration::ZERO);
+        let mut pacer = Pacer::new(Pacing::scaled(Duration::ZERO));
         let last = steady(&mut pacer, Instant::now(), Duration::from_micros(10), 50, 1000);
         assert_eq!(pacer.start_at(last), None);
     }
 
     #[tokio::test]
     async fn a_busy_flusher_waits_for_its_window_and_answers_everyone() {
-        let window = Duration::from_millis(50);
-        let flusher = Flusher::start(window, |_: Vec<()>| Ok(())).unwrap();
-        // Make the flusher busy (many jobs a commit; busy enough to stay so through a stall of
-        // a few hundred ms), then time two more commits.
-        for _ in 0..4 {
-            let tickets: Vec<_> = (0..500).map(|_| flusher.durable()).collect();
+        let window = Duration::from_millis(5);
+        let flusher = Flusher::start(Pacing::scaled(window), |_: Vec<()>| Ok(())).unwrap();
+        // Make the flusher busy: 40,000 jobs in a few commits. The wait stays the whole window
+        // until the rate falls under 10,000 jobs/s, so through a stall of up to ~200 ms.
+        // Then time two more commits.
+        for _ in 0..8 {
+            let tickets: Vec<_> = (0..5_000).map(|_| flusher.durable()).collect();
             for ticket in tickets {
                 ticket.await.unwrap();
             }
@@ -271,7 +331,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_flush_is_reported_to_its_waiters() {
-        let flusher = Flusher::start(Duration::ZERO, |_: Vec<()>| Err(StorageError::Io("disk on fire".into()))).unwrap();
+        let flusher = Flusher::start(Pacing::scaled(Duration::ZERO), |_: Vec<()>| Err(StorageError::Io("disk on fire".into()))).unwrap();
         let error = flusher.durable().await.unwrap_err();
         assert!(error.to_string().contains("disk on fire"));
     }

@@ -20,11 +20,11 @@ use std::task::{Context, Poll};
 
 use tokio::sync::oneshot;
 
-pub use flusher::{FlushObserver, FlushStats};
+pub use flusher::{FlushObserver, FlushStats, Pacing};
 pub use sled_store::SledStorage;
 
-/// Under load, group commits start at most this often (see `flusher`): 1 ms.
-pub const DEFAULT_GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(1);
+/// The longest a group commit waits to gather more (see `flusher`): 2 ms.
+pub const DEFAULT_GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// Which room: a party and a room name.
 #[derive(Clone, Copy, Debug)]

@@ -5,10 +5,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::applier::{apply, engine_error, Applier, Nudge};
-use super::flusher::{FlushObserver, FlushStats, Flusher};
+use super::flusher::{FlushObserver, FlushStats, Flusher, Pacing};
 use super::image;
 use super::ops::Ops;
 use super::journal::{AppendError, Journal, BLOCK};
@@ -49,11 +48,11 @@ impl SledStorage {
     /// default group-commit window. Never deletes or repairs anything: a locked or corrupt dir
     /// is an error naming it.
     pub fn open(dir: &Path) -> Result<Arc<Self>, StorageError> {
-        Self::open_with_window(dir, super::DEFAULT_GROUP_COMMIT_WINDOW)
+        Self::open_with_pacing(dir, Pacing::scaled(super::DEFAULT_GROUP_COMMIT_WINDOW))
     }
 
-    /// Like [`Self::open`]; under load, group commits start at most once per `window`.
-    pub fn open_with_window(dir: &Path, window: Duration) -> Result<Arc<Self>, StorageError> {
+    /// Like [`Self::open`]; under load, group commits wait as `pacing` says.
+    pub fn open_with_pacing(dir: &Path, pacing: Pacing) -> Result<Arc<Self>, StorageError> {
         std::fs::create_dir_all(dir).map_err(|error| io_error(dir, &error))?;
         let db = sled::Config::new()
             .path(dir)
@@ -67,7 +66,7 @@ impl SledStorage {
         let mut journal =
             Journal::open(dir, JOURNAL_BLOCKS, |ops| apply(&db, ops), Box::new(move || checkpointed.flush()))?;
         let committed = applier.clone();
-        let flusher = Flusher::start(window, move |rounds: Vec<Work>| commit_rounds(&committed, &nudge, &mut journal, rounds))
+        let flusher = Flusher::start(pacing, move |rounds: Vec<Work>| commit_rounds(&committed, &nudge, &mut journal, rounds))
             .map_err(|error| io_error(dir, &error))?;
         Ok(Arc::new(Self { db, applier, flusher }))
     }
@@ -298,6 +297,7 @@ impl Storage for SledStorage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     fn set(key: &str, value: &str) -> EntryWrite {
         EntryWrite { key: key.as_bytes().to_vec(), value: Some(value.as_bytes().to_vec()) }
@@ -328,7 +328,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             // A long window: after the first commit the next one waits, so the round stays open.
-            let storage = SledStorage::open_with_window(dir.path(), Duration::from_millis(300)).unwrap();
+            let storage = SledStorage::open_with_pacing(dir.path(), Pacing::fixed(Duration::from_millis(300))).unwrap();
             storage.write(room("a"), vec![set("old", "1")], 1).unwrap();
             storage.durable().await.unwrap();
             let (ticket, open) = storage.commit_open(room("a"), true, vec![set("x", "1")], 1);

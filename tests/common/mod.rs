@@ -37,7 +37,7 @@ pub fn start(dir: &Path) -> TestServer {
 
 /// Starts partyd with `config` (its data dir must exist or be creatable).
 pub fn start_with(config: Config) -> TestServer {
-    let storage = SledStorage::open_with_window(&config.data_dir, config.group_commit_window).expect("open storage");
+    let storage = SledStorage::open_with_pacing(&config.data_dir, config.group_commit).expect("open storage");
     let server = partyd::start(config, storage).expect("start partyd");
     let addr = server.addr();
     TestServer { server, addr }
