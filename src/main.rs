@@ -11,6 +11,7 @@ use partyd::storage::SledStorage;
 
 /// jemalloc: less CPU per delivery than glibc's malloc under fan-out load (its allocations
 /// and frees were ~7 % of the worker's samples) without the larger idle footprint of mimalloc.
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
