@@ -12,6 +12,8 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use tokio::io::Interest;
+use tokio::net::TcpStream;
 
 use super::frame::{self, FrameError, OpCode};
 use super::outbox::SharedStream;
@@ -50,6 +52,24 @@ impl From<FrameError> for ReadError {
             FrameError::Protocol(reason) => Self::Protocol(reason),
             FrameError::TooBig => Self::TooBig,
         }
+    }
+}
+
+/// Reads what the kernel holds for `io` into `buffer`. A read that leaves room in the buffer
+/// took everything there was, so the stream's readiness is cleared then, as tokio's own
+/// `AsyncRead` does: the next wait parks without first trying a read that would only say
+/// `WouldBlock` (one `recvfrom` saved per message received). The read runs inside `try_io`,
+/// which clears only the readiness seen before the read: data arriving after it is not lost.
+fn read_available(io: &TcpStream, buffer: &mut BytesMut) -> io::Result<usize> {
+    let room = buffer.capacity() - buffer.len();
+    let mut read = 0;
+    let drained = io.try_io(Interest::READABLE, || {
+        read = io.try_read_buf(buffer)?;
+        if read > 0 && read < room { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+    });
+    match drained {
+        Err(error) if read == 0 || error.kind() != io::ErrorKind::WouldBlock => Err(error),
+        _ => Ok(read),
     }
 }
 
@@ -101,7 +121,7 @@ impl Socket {
             if self.read.capacity() - self.read.len() < READ_CHUNK {
                 self.read.reserve(READ_CHUNK);
             }
-            match self.io.with(|io| io.try_read_buf(&mut self.read)) {
+            match self.io.with(|io| read_available(io, &mut self.read)) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
@@ -289,6 +309,26 @@ mod tests {
         for (wire, expected) in cases {
             let (mut socket, _client) = socket_holding(&wire, 10).await;
             assert_eq!(messages(&mut socket).pop(), Some(Err(expected)));
+        }
+    }
+
+    /// The socket's next message; a hang (a lost wake-up) fails after 10 s.
+    async fn next_message(socket: &mut Socket) -> Message {
+        let next = tokio::time::timeout(std::time::Duration::from_secs(10), socket.recv()).await;
+        next.expect("the message arrives").expect("the stream is open").expect("a valid message")
+    }
+
+    #[actix_web::test]
+    async fn messages_arrive_whether_a_read_fills_the_buffer_or_drains_the_stream() {
+        use tokio::io::AsyncWriteExt as _;
+        let (mut socket, mut client) = socket_holding(&[], 100_000).await;
+        // A short read drains the stream and clears its readiness; the next message still wakes
+        // the socket. A read that fills the buffer leaves the stream ready: the rest of a message
+        // several reads long comes without another wake-up from the kernel.
+        let big = "x".repeat(5 * READ_CHUNK);
+        for text in ["one", &big, "two"] {
+            client.write_all(&masked(0x81, text.as_bytes())).await.unwrap();
+            assert_eq!(next_message(&mut socket).await, Message::Text(text.to_owned()));
         }
     }
 
