@@ -23,8 +23,8 @@ use tokio::sync::oneshot;
 pub use flusher::{FlushObserver, FlushStats, Pacing};
 pub use sled_store::SledStorage;
 
-/// The longest a group commit waits to gather more (see `flusher`): 2 ms.
-pub const DEFAULT_GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(2);
+/// The longest a group commit waits to gather more (see `flusher`): 4 ms.
+pub const DEFAULT_GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(4);
 
 /// Which room: a party and a room name.
 #[derive(Clone, Copy, Debug)]
