@@ -263,7 +263,7 @@ mod tests {
         let mut pacer = Pacer::new(Pacing::scaled(window));
         let start = Instant::now();
         assert_eq!(pacer.start_at(start), None, "the first commit never waits");
-        // 800 jobs a second, one a commit: a window would gather 0.8 of them.
+        // 800 jobs a second, one a commit: the wait (0.8 ms) would gather 0.64 of them.
         let last = steady(&mut pacer, start, Duration::from_micros(1250), 1, 400);
         assert_eq!(pacer.start_at(last + Duration::from_micros(100)), None);
     }
