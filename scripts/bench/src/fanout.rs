@@ -62,7 +62,7 @@ pub async fn run(config: &Fanout) -> Result<Value, String> {
     for room in 0..config.rooms {
         for conn in 0..config.conns {
             let url = format!("ws://{}/parties/{}/{}-{room}?_pk=c{room}-{conn}", config.host, config.party, config.room_prefix);
-            let (socket, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("connect {url}: {e}"))?;
+            let socket = http::connect_websocket(&url).await?;
             let (sink, mut stream) = socket.split();
             if conn < config.senders {
                 sender_sinks.push((room, conn, sink));

@@ -1,5 +1,6 @@
-//! A minimal HTTP/1.1 client over one TCP connection per request (loopback only): enough for
-//! PUT and GET of a room's store, without pulling an HTTP client crate into the generator.
+//! The generator's clients (loopback only): a minimal HTTP/1.1 client over one TCP connection
+//! per request, enough for PUT and GET of a room's store without pulling an HTTP client crate
+//! into the generator, and the websocket connect every scenario uses.
 
 use std::time::Duration;
 
@@ -97,4 +98,17 @@ impl KeepAlive {
             }
         }
     }
+}
+
+/// A websocket as the generator uses it.
+pub type Socket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<TcpStream>>;
+
+/// Opens a websocket with Nagle's algorithm off, as the real clients have it (browsers, and
+/// Node's `ws`, which partysocket uses there). `connect_async` leaves it on: then a sender's
+/// change waits in its kernel until the server's side acknowledges the one before, which a
+/// server that answers in rounds does only with its next round, and the latency measured the
+/// generator's TCP stack (p50 7.8 ms instead of 3.9 ms for partyd at ~72,000 deliveries/s).
+pub async fn connect_websocket(url: &str) -> Result<Socket, String> {
+    let (socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true).await.map_err(|e| format!("connect {url}: {e}"))?;
+    Ok(socket)
 }

@@ -19,7 +19,7 @@ pub async fn connect(host: &str, party: &str, prefix: &str, sockets: usize, room
     let mut open = Vec::with_capacity(sockets);
     for i in 0..sockets {
         let url = format!("ws://{host}/parties/{party}/{prefix}-{}?_pk=idle{i}", i % rooms);
-        let (socket, _) = tokio_tungstenite::connect_async(&url).await.map_err(|e| format!("socket {i}: {e}"))?;
+        let socket = http::connect_websocket(&url).await.map_err(|e| format!("socket {i}: {e}"))?;
         open.push(socket);
     }
     let elapsed = started.elapsed().as_secs_f64();
