@@ -461,7 +461,8 @@ impl RoomTask {
         if !round.delete_room && writes.is_empty() {
             return Ok(());
         }
-        let (ticket, open) = self.storage.commit_open(room_path(&self.key), round.delete_room, writes, self.stored_bytes());
+        let messages = joining.as_ref().map_or(1, |joining| joining.handled);
+        let (ticket, open) = self.storage.commit_open(room_path(&self.key), round.delete_room, writes, self.stored_bytes(), messages);
         match (open, joining) {
             (Some(open), Some(joining)) => self.join_until_durable(ticket, &open, round, joining).await,
             _ => ticket.await,

@@ -5,7 +5,8 @@
 //!
 //! Under load the thread also waits a little before a commit, to gather a bigger group: a
 //! commit costs about the same whatever it carries (here ~100 µs of CPU: a journal write, a
-//! device flush, the wake-ups), so fewer, bigger ones cost less. See [`Pacer`].
+//! device flush, the wake-ups), and so does each room's round it ends (one send to each of the
+//! room's sockets), so fewer, bigger ones cost less. See [`Pacer`].
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, PoisonError, RwLock};
@@ -20,13 +21,13 @@ use super::{DurableTicket, StorageError};
 type Waiter = oneshot::Sender<Result<(), StorageError>>;
 
 
-/// How group commits wait under load: a wait that grows with the arrival rate, up to a window.
-/// See [`Pacer`].
+/// How group commits wait under load: a wait that grows with the arrival rate of messages, up
+/// to a window. See [`Pacer`].
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pacing {
     /// The longest a commit waits to gather more work (zero: never wait).
     pub window: Duration,
-    /// How the wait grows with the arrival rate: seconds of wait per job a second.
+    /// How the wait grows with the arrival rate: seconds of wait per message a second.
     pub wait_per_rate: f64,
 }
 
@@ -36,8 +37,8 @@ impl Pacing {
         Self { window, wait_per_rate: WAIT_PER_RATE }
     }
 
-    /// The whole `window` as soon as it would gather two jobs, whatever the rate (for tests that
-    /// need a round to stay open for a known time).
+    /// The whole `window` as soon as it would gather two messages, whatever the rate (for tests
+    /// that need a round to stay open for a known time).
     pub fn fixed(window: Duration) -> Self {
         Self { window, wait_per_rate: f64::INFINITY }
     }
@@ -73,11 +74,12 @@ pub struct Flusher<W: Send + 'static = ()> {
 }
 
 impl<W: Send + 'static> Flusher<W> {
-    /// Starts the thread; `commit` applies the queued work of a round, in queue order, and
-    /// makes it durable. Under load commits wait as `pacing` says.
+    /// Starts the thread; `commit` applies the queued work of a round, in queue order, makes
+    /// it durable and says how many messages that work came from. Under load commits wait as
+    /// `pacing` says, by the rate of those messages.
     pub fn start<F>(pacing: Pacing, mut commit: F) -> std::io::Result<Self>
     where
-        F: FnMut(Vec<W>) -> Result<(), StorageError> + Send + 'static,
+        F: FnMut(Vec<W>) -> Result<usize, StorageError> + Send + 'static,
     {
         let (sender, receiver) = mpsc::channel::<(W, Waiter)>();
         let counters = Arc::new(Counters::default());
@@ -132,7 +134,7 @@ impl<W: Send + 'static> Drop for Flusher<W> {
 
 fn run<W>(
     receiver: &mpsc::Receiver<(W, Waiter)>,
-    commit: &mut dyn FnMut(Vec<W>) -> Result<(), StorageError>,
+    commit: &mut dyn FnMut(Vec<W>) -> Result<usize, StorageError>,
     counters: &Counters,
     mut pacer: Pacer,
 ) {
@@ -146,9 +148,11 @@ fn run<W>(
         let Ok(first) = receiver.recv() else { break };
         let (work, batch): (Vec<W>, Vec<Waiter>) = std::iter::once(first).chain(receiver.try_iter()).unzip();
         let started = Instant::now();
-        pacer.started(started, batch.len());
         let result = commit(work);
         let elapsed = started.elapsed();
+        // A failed commit says nothing of its messages; each waiter counts as one.
+        pacer.started(started, *result.as_ref().unwrap_or(&batch.len()));
+        let result = result.map(drop);
         counters.last_flush_micros.store(elapsed.as_micros() as u64, Ordering::Relaxed);
         if let Some(observer) = counters.observer.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
             observer(elapsed, batch.len());
@@ -165,34 +169,37 @@ fn run<W>(
 }
 
 /// Decides whether a commit waits, and how long. The wait grows with the recent arrival rate of
-/// jobs, [`WAIT_PER_RATE`] for each job a second, up to the window; a commit waits only when
-/// that wait is expected to gather [`BUSY_GROUP`] jobs or more, and then only until that long
-/// after the previous commit started. So a quiet server commits at once, and the busier it is
-/// the fewer commits it makes, down to one a window: each commit costs about the same CPU
-/// whatever it carries, which matters most when the server is short of CPU, and no job waits
-/// longer than a window for it.
+/// messages, [`WAIT_PER_RATE`] for each message a second, up to the window; a commit waits only
+/// when that wait is expected to gather [`BUSY_GROUP`] messages or more, and then only until
+/// that long after the previous commit started. So a quiet server commits at once, and the
+/// busier it is the fewer commits it makes, down to one a window: each commit, and each room's
+/// round in it, costs about the same CPU whatever it carries, which matters most when the
+/// server is short of CPU, and no message waits longer than a window for it.
+///
+/// Messages, not rooms' rounds, measure the load: once every busy room is in every commit, the
+/// rate of rounds is the rate of commits times the rooms, whatever the messages, and a wait
+/// paced by it settles where it barely gathers more.
 struct Pacer {
     pacing: Pacing,
-    /// Jobs of recent commits, each counted less as time passes (halved about every 35 ms).
-    recent_jobs: f64,
+    /// Messages of recent commits, each counted less as time passes (halved about every 35 ms).
+    recent_messages: f64,
     last_start: Option<Instant>,
 }
 
-/// The jobs a wait must be expected to gather before commits wait at all.
+/// The messages a wait must be expected to gather before commits wait at all.
 const BUSY_GROUP: f64 = 2.0;
 /// How far back the arrival rate looks (the time constant of its decay).
 const RATE_MEMORY: Duration = Duration::from_millis(50);
-/// Seconds of wait per job a second of arrival rate: commits wait from ~1,400 jobs/s (1.4 ms,
-/// two jobs a wait) and a 4 ms window is reached at 4,000 jobs/s (sixteen). Here a fan-out of
-/// ~7,200 deliveries/s brings ~800 rounds/s (no wait); ~29,500/s ~3,300 (3.3 ms); ~72,000/s
-/// 4,800 with the 4 ms window. Half this slope (and a 2 ms window) cost ~20 % more CPU a
-/// delivery at ~72,000/s, for sends: a round sends once to each socket of its room, so fewer
-/// rounds, each with more changes, mean fewer sends.
+/// Seconds of wait per message a second of arrival rate: commits wait from ~1,400 messages/s
+/// (1.4 ms, two messages a wait) and the default 8 ms window is reached at 8,000 messages/s
+/// (64). Here a fan-out of ~7,200 deliveries/s brings ~800 messages/s (no wait); ~29,500/s
+/// ~3,300 (3.3 ms); ~72,000/s 8,000 (8 ms). Fewer commits mean fewer sends: a room's round
+/// sends once to each socket of its room, however many messages it carries.
 pub const WAIT_PER_RATE: f64 = 1.0e-6;
 
 impl Pacer {
     fn new(pacing: Pacing) -> Self {
-        Self { pacing, recent_jobs: 0.0, last_start: None }
+        Self { pacing, recent_messages: 0.0, last_start: None }
     }
 
     /// When the next commit may start, if not at once.
@@ -203,7 +210,7 @@ impl Pacer {
 
     /// The wait after a commit's start before the next, when the server is busy.
     fn busy_wait(&self) -> Option<Duration> {
-        let rate = self.recent_jobs / RATE_MEMORY.as_secs_f64();
+        let rate = self.recent_messages / RATE_MEMORY.as_secs_f64();
         let window = self.pacing.window.as_secs_f64();
         let scaled = rate * self.pacing.wait_per_rate;
         // NaN (a zero rate times an infinite slope) takes the window, which then gathers nothing.
@@ -211,11 +218,11 @@ impl Pacer {
         (rate * wait.as_secs_f64() >= BUSY_GROUP).then_some(wait)
     }
 
-    /// A commit of `jobs` jobs started at `at`.
-    fn started(&mut self, at: Instant, jobs: usize) {
+    /// A commit of `messages` messages started at `at`.
+    fn started(&mut self, at: Instant, messages: usize) {
         let elapsed = self.last_start.map_or(Duration::MAX, |last| at.saturating_duration_since(last));
         let decay = (-elapsed.as_secs_f64() / RATE_MEMORY.as_secs_f64()).exp();
-        self.recent_jobs = self.recent_jobs * decay + jobs as f64;
+        self.recent_messages = self.recent_messages * decay + messages as f64;
         self.last_start = Some(at);
     }
 }
@@ -230,10 +237,10 @@ mod tests {
     async fn many_waiters_share_few_flushes_and_all_are_answered() {
         let flushes = Arc::new(AtomicUsize::new(0));
         let counted = flushes.clone();
-        let flusher = Flusher::start(Pacing::scaled(Duration::ZERO), move |_: Vec<()>| {
+        let flusher = Flusher::start(Pacing::scaled(Duration::ZERO), move |batch: Vec<()>| {
             counted.fetch_add(1, Ordering::SeqCst);
             std::thread::sleep(Duration::from_millis(5));
-            Ok(())
+            Ok(batch.len())
         })
         .unwrap();
         let tickets: Vec<_> = (0..100).map(|_| flusher.durable()).collect();
@@ -246,12 +253,12 @@ mod tests {
         assert_eq!(stats.flushes as usize, flushes.load(Ordering::SeqCst));
     }
 
-    /// Runs a pacer through `commits` commits of `jobs` jobs every `every`, from `start`;
-    /// returns when the last one started.
-    fn steady(pacer: &mut Pacer, start: Instant, every: Duration, jobs: usize, commits: u32) -> Instant {
+    /// Runs a pacer through `commits` commits of `messages` messages every `every`, from
+    /// `start`; returns when the last one started.
+    fn steady(pacer: &mut Pacer, start: Instant, every: Duration, messages: usize, commits: u32) -> Instant {
         let mut at = start;
         for _ in 0..commits {
-            pacer.started(at, jobs);
+            pacer.started(at, messages);
             at += every;
         }
         at - every
@@ -263,7 +270,7 @@ mod tests {
         let mut pacer = Pacer::new(Pacing::scaled(window));
         let start = Instant::now();
         assert_eq!(pacer.start_at(start), None, "the first commit never waits");
-        // 800 jobs a second, one a commit: the wait (0.8 ms) would gather 0.64 of them.
+        // 800 messages a second, one a commit: the wait (0.8 ms) would gather 0.64 of them.
         let last = steady(&mut pacer, start, Duration::from_micros(1250), 1, 400);
         assert_eq!(pacer.start_at(last + Duration::from_micros(100)), None);
     }
@@ -272,12 +279,12 @@ mod tests {
     fn a_busy_server_commits_at_most_once_a_window_and_no_longer_once_it_quiets() {
         let window = Duration::from_millis(1);
         let mut pacer = Pacer::new(Pacing::scaled(window));
-        // 8,000 jobs a second: two jobs every 250 µs.
+        // 8,000 messages a second: two every 250 µs.
         let last = steady(&mut pacer, Instant::now(), Duration::from_micros(250), 2, 400);
         let now = last + Duration::from_micros(300);
         assert_eq!(pacer.start_at(now), Some(last + window));
         assert_eq!(pacer.start_at(last + window), None, "a window after the last start: at once");
-        // After half a second with one lone job the rate has decayed: no wait.
+        // After half a second with one lone message the rate has decayed: no wait.
         let later = last + Duration::from_millis(500);
         pacer.started(later, 1);
         assert_eq!(pacer.start_at(later + Duration::from_micros(100)), None);
@@ -285,22 +292,25 @@ mod tests {
 
     #[test]
     fn the_wait_grows_with_the_arrival_rate_up_to_the_window() {
-        let window = Duration::from_millis(4);
-        let wait_at = |jobs_per_second: u64| {
+        let window = super::super::DEFAULT_GROUP_COMMIT_WINDOW;
+        let wait_at = |messages_per_second: u64| {
             let mut pacer = Pacer::new(Pacing::scaled(window));
-            // Two jobs a commit, at the given rate, for two seconds (the rate is steady by then).
-            let every = Duration::from_nanos(2_000_000_000 / jobs_per_second);
-            let last = steady(&mut pacer, Instant::now(), every, 2, (jobs_per_second / 2) as u32 * 2);
+            // Two messages a commit, at the given rate, for two seconds (the rate is steady by
+            // then).
+            let every = Duration::from_nanos(2_000_000_000 / messages_per_second);
+            let last = steady(&mut pacer, Instant::now(), every, 2, (messages_per_second / 2) as u32 * 2);
             pacer.start_at(last).map(|start_at| start_at - last)
         };
-        assert_eq!(wait_at(1_200), None, "1.2 ms would gather 1.4 jobs: no wait");
+        assert_eq!(wait_at(1_200), None, "1.2 ms would gather 1.4 messages: no wait");
         let around = |wait: Option<Duration>, expected: Duration| {
             let wait = wait.expect("a busy server waits");
             assert!(wait.abs_diff(expected) < Duration::from_micros(50), "{wait:?}, expected {expected:?}");
         };
         around(wait_at(2_000), Duration::from_millis(2));
         around(wait_at(3_000), Duration::from_millis(3));
-        around(wait_at(4_000), window);
+        around(wait_at(4_000), Duration::from_millis(4));
+        assert_eq!(window, Duration::from_millis(8));
+        around(wait_at(8_000), window);
         around(wait_at(20_000), window);
     }
 
@@ -314,9 +324,9 @@ mod tests {
     #[tokio::test]
     async fn a_busy_flusher_waits_for_its_window_and_answers_everyone() {
         let window = Duration::from_millis(5);
-        let flusher = Flusher::start(Pacing::scaled(window), |_: Vec<()>| Ok(())).unwrap();
-        // Make the flusher busy: 40,000 jobs in a few commits. The wait stays the whole window
-        // until the rate falls under 5,000 jobs/s, so through a stall of up to ~250 ms.
+        let flusher = Flusher::start(Pacing::scaled(window), |batch: Vec<()>| Ok(batch.len())).unwrap();
+        // Make the flusher busy: 40,000 messages in a few commits. The wait stays the whole
+        // window until the rate falls under 5,000 messages/s, so through a stall of up to ~250 ms.
         // Then time two more commits.
         for _ in 0..8 {
             let tickets: Vec<_> = (0..5_000).map(|_| flusher.durable()).collect();
@@ -330,6 +340,19 @@ mod tests {
         flusher.durable().await.unwrap();
         assert!(started.elapsed() >= window, "two commits a window apart");
         assert_eq!(flusher.stats().flushes, before + 2);
+    }
+
+    #[tokio::test]
+    async fn commits_are_paced_by_the_messages_they_report_not_by_their_waiters() {
+        let window = Duration::from_millis(20);
+        // One waiter a commit, but each commit says it carried 1,000 messages: after the
+        // first, the rate (1,000 in the last ~50 ms) calls for the whole window. Counted by
+        // waiters, the rate would be one commit's worth and nothing would wait.
+        let flusher = Flusher::start(Pacing::scaled(window), |_: Vec<()>| Ok(1_000)).unwrap();
+        let started = Instant::now();
+        flusher.durable().await.unwrap();
+        flusher.durable().await.unwrap();
+        assert!(started.elapsed() >= window, "the second commit waited for the window");
     }
 
     #[tokio::test]

@@ -23,8 +23,8 @@ use tokio::sync::oneshot;
 pub use flusher::{FlushObserver, FlushStats, Pacing};
 pub use sled_store::SledStorage;
 
-/// The longest a group commit waits to gather more (see `flusher`): 4 ms.
-pub const DEFAULT_GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(4);
+/// The longest a group commit waits to gather more (see `flusher`): 8 ms.
+pub const DEFAULT_GROUP_COMMIT_WINDOW: std::time::Duration = std::time::Duration::from_millis(8);
 
 /// Which room: a party and a room name.
 #[derive(Clone, Copy, Debug)]
@@ -132,15 +132,17 @@ pub struct PendingWrites {
     pub writes: Vec<EntryWrite>,
     /// The room's stored size after them.
     pub stored_bytes: u64,
+    /// How many messages the writes came from: the load by which commits are paced.
+    pub messages: usize,
 }
 
 /// An [`OpenRound`] held open: its commit cannot take it until this is dropped.
 pub struct Joining<'a>(std::sync::MutexGuard<'a, Option<PendingWrites>>);
 
 impl OpenRound {
-    /// An open round of `writes`, leaving the room `stored_bytes` big.
-    pub fn new(writes: Vec<EntryWrite>, stored_bytes: u64) -> Self {
-        Self { pending: std::sync::Mutex::new(Some(PendingWrites { writes, stored_bytes })) }
+    /// An open round of `writes` from `messages` messages, leaving the room `stored_bytes` big.
+    pub fn new(writes: Vec<EntryWrite>, stored_bytes: u64, messages: usize) -> Self {
+        Self { pending: std::sync::Mutex::new(Some(PendingWrites { writes, stored_bytes, messages })) }
     }
 
     /// Holds the round open to add to it; `None` once its commit has taken it.
@@ -156,11 +158,12 @@ impl OpenRound {
 }
 
 impl Joining<'_> {
-    /// Adds `writes` after the round's, leaving the room `stored_bytes` big.
+    /// Adds one more message's `writes` after the round's, leaving the room `stored_bytes` big.
     pub fn add(&mut self, writes: Vec<EntryWrite>, stored_bytes: u64) {
         if let Some(pending) = self.0.as_mut() {
             pending.writes.extend(writes);
             pending.stored_bytes = stored_bytes;
+            pending.messages += 1;
         }
     }
 }
@@ -225,8 +228,9 @@ pub trait Storage: Send + Sync + 'static {
     }
     /// Like [`Storage::commit`], but the round stays open to later writes of the same room
     /// until its commit starts (see [`OpenRound`]); engines that cannot do that commit it as
-    /// it is and return no open round.
-    fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> (DurableTicket, Option<Arc<OpenRound>>) {
+    /// it is and return no open round. `messages` is how many messages the writes came from
+    /// (engines that pace their group commits pace by it).
+    fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64, _messages: usize) -> (DurableTicket, Option<Arc<OpenRound>>) {
         (self.commit(room, delete_room, writes, stored_bytes), None)
     }
     /// Writes an image of the room (all its entries in one value) so that its next load reads
@@ -248,4 +252,24 @@ pub trait Storage: Send + Sync + 'static {
     fn flush_stats(&self) -> FlushStats;
     /// Calls `observer` with the duration and the number of waiters of every flush from now on.
     fn observe_flushes(&self, observer: FlushObserver);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(key: &str) -> EntryWrite {
+        EntryWrite { key: key.as_bytes().to_vec(), value: Some(b"1".to_vec()) }
+    }
+
+    #[test]
+    fn an_open_round_counts_the_messages_that_join_it_until_it_is_closed() {
+        let round = OpenRound::new(vec![set("a")], 1, 3);
+        round.try_join().expect("open").add(vec![set("b"), set("c")], 2);
+        round.try_join().expect("open").add(Vec::new(), 2);
+        let closed = round.close();
+        assert_eq!(closed, PendingWrites { writes: vec![set("a"), set("b"), set("c")], stored_bytes: 2, messages: 5 });
+        assert!(round.try_join().is_none(), "nothing joins a closed round");
+        assert_eq!(round.close(), PendingWrites::default());
+    }
 }

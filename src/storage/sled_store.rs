@@ -148,19 +148,25 @@ fn write_ops(room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> 
 /// One group commit: every room's operations are journaled as one record (durable when that
 /// write returns), then queued for sled. sled is flushed when a round asks for it (writes that
 /// bypassed the journal) or is too big for a journal file (then applied and flushed at once).
-fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds: Vec<Work>) -> Result<(), StorageError> {
+/// Returns how many messages the commit carried, for the pacer.
+fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds: Vec<Work>) -> Result<usize, StorageError> {
     let mut flush_engine = false;
     let mut ops = Ops::new();
+    let mut messages = 0;
     for work in rounds {
         match work {
             Work::Round { party, room, deletes, round } => {
                 ops.extend(deletes);
-                let PendingWrites { writes, stored_bytes } = round.close();
+                let PendingWrites { writes, stored_bytes, messages: round_messages } = round.close();
+                messages += round_messages;
                 if !writes.is_empty() {
                     ops.extend(write_ops(RoomPath { party: &party, room: &room }, writes, stored_bytes));
                 }
             }
-            Work::FlushEngine => flush_engine = true,
+            Work::FlushEngine => {
+                flush_engine = true;
+                messages += 1;
+            }
         }
     }
     if !ops.is_empty() {
@@ -177,7 +183,7 @@ fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds
         applier.flush()?;
         journal.everything_checkpointed()?;
     }
-    Ok(())
+    Ok(messages)
 }
 
 impl SledStorage {
@@ -227,10 +233,10 @@ impl Storage for SledStorage {
     }
 
     fn commit(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> DurableTicket {
-        self.commit_open(room, delete_room, writes, stored_bytes).0
+        self.commit_open(room, delete_room, writes, stored_bytes, 1).0
     }
 
-    fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> (DurableTicket, Option<Arc<OpenRound>>) {
+    fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64, messages: usize) -> (DurableTicket, Option<Arc<OpenRound>>) {
         let deletes = if delete_room {
             match self.delete_ops(room) {
                 Ok(ops) => ops,
@@ -239,7 +245,7 @@ impl Storage for SledStorage {
         } else {
             Vec::new()
         };
-        let round = Arc::new(OpenRound::new(writes, stored_bytes));
+        let round = Arc::new(OpenRound::new(writes, stored_bytes, messages));
         let work = Work::Round { party: room.party.to_owned(), room: room.room.to_owned(), deletes, round: round.clone() };
         (self.flusher.submit(work), Some(round))
     }
@@ -331,7 +337,7 @@ mod tests {
             let storage = SledStorage::open_with_pacing(dir.path(), Pacing::fixed(Duration::from_millis(300))).unwrap();
             storage.write(room("a"), vec![set("old", "1")], 1).unwrap();
             storage.durable().await.unwrap();
-            let (ticket, open) = storage.commit_open(room("a"), true, vec![set("x", "1")], 1);
+            let (ticket, open) = storage.commit_open(room("a"), true, vec![set("x", "1")], 1, 1);
             let open = open.expect("sled keeps rounds open");
             open.try_join().expect("the commit waits for its window").add(vec![set("y", "2"), set("x", "3")], 2);
             ticket.await.unwrap();
