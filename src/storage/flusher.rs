@@ -150,8 +150,12 @@ fn run<W>(
         let started = Instant::now();
         let result = commit(work);
         let elapsed = started.elapsed();
-        // A failed commit says nothing of its messages; each waiter counts as one.
-        pacer.started(started, *result.as_ref().unwrap_or(&batch.len()));
+        let carried = match &result {
+            Ok(messages) => *messages,
+            // A failed commit says nothing of its messages; each waiter counts as one.
+            Err(_) => batch.len(),
+        };
+        pacer.started(started, carried);
         let result = result.map(drop);
         counters.last_flush_micros.store(elapsed.as_micros() as u64, Ordering::Relaxed);
         if let Some(observer) = counters.observer.read().unwrap_or_else(PoisonError::into_inner).as_ref() {
