@@ -6,9 +6,9 @@ use std::io::{BufRead, Write};
 use serde_json::value::RawValue;
 
 use crate::config::{Config, PartyConfig, PartyKind};
-use crate::protocol::persister::{parse_content, PersisterStore, PutOutcome};
 use crate::protocol::json;
 use crate::protocol::mergeable::tree::{MergeableStore, Mode};
+use crate::protocol::persister::{parse_content, PersisterStore, PutOutcome};
 use crate::room::persisted::{entry_writes, load_store, room_path};
 use crate::room::sync_persisted::{all_writes, load_mergeable};
 use crate::room::{now_ms, RoomKey};
@@ -43,24 +43,34 @@ fn open(config: &Config) -> Result<std::sync::Arc<SledStorage>, CliError> {
 }
 
 fn party<'a>(config: &'a Config, name: &str) -> Result<&'a PartyConfig, CliError> {
-    config.party(name).ok_or_else(|| CliError::Refused(format!("party {name:?} is not in {}", config.source.display())))
+    config
+        .party(name)
+        .ok_or_else(|| CliError::Refused(format!("party {name:?} is not in {}", config.source.display())))
 }
 
 /// One room as an export line: a persister room's content is its GET body (`null` without a
 /// store), a sync room's is its mergeable content with stamps and hashes.
 fn room_line(storage: &dyn Storage, party: &PartyConfig, room: &str) -> Result<String, CliError> {
-    let key = RoomKey::new(&party.name, room).map_err(|error| CliError::Refused(format!("room {room:?}: {error}")))?;
+    let key = RoomKey::new(&party.name, room)
+        .map_err(|error| CliError::Refused(format!("room {room:?}: {error}")))?;
     let text = match party.kind {
         PartyKind::TinybasePersister => load_store(storage, &key)?.render(),
         PartyKind::TinybaseSync => Some(load_mergeable(storage, &key, "export", now_ms())?.encoded_content()),
     };
-    let content = text.map(RawValue::from_string).transpose().map_err(|error| CliError::Refused(error.to_string()))?;
-    let line = RoomLine { party: party.name.clone(), room: room.to_owned(), kind: party.kind.to_string(), content };
+    let content =
+        text.map(RawValue::from_string).transpose().map_err(|error| CliError::Refused(error.to_string()))?;
+    let line =
+        RoomLine { party: party.name.clone(), room: room.to_owned(), kind: party.kind.to_string(), content };
     serde_json::to_string(&line).map_err(|error| CliError::Refused(error.to_string()))
 }
 
 /// `partyd export [--party P] [--room R]`: every stored room of the configured parties.
-pub fn export(config: &Config, only_party: Option<&str>, only_room: Option<&str>, out: &mut impl Write) -> Result<usize, CliError> {
+pub fn export(
+    config: &Config,
+    only_party: Option<&str>,
+    only_room: Option<&str>,
+    out: &mut impl Write,
+) -> Result<usize, CliError> {
     let storage = open(config)?;
     if let Some(name) = only_party {
         party(config, name)?;
@@ -106,11 +116,17 @@ fn room_writes(kind: PartyKind, content: Option<&RawValue>) -> Result<(Vec<Entry
             Ok((writes, store.stored_bytes() as u64))
         }
         PartyKind::TinybaseSync => {
-            let value = json::parse(content.get(), true).map_err(|error| format!("mergeable content: {error}"))?;
+            let value =
+                json::parse(content.get(), true).map_err(|error| format!("mergeable content: {error}"))?;
             let mut store = MergeableStore::new("import");
-            store.merge(&value, Mode::Content, now_ms()).map_err(|error| format!("mergeable content: {error}"))?;
+            store
+                .merge(&value, Mode::Content, now_ms())
+                .map_err(|error| format!("mergeable content: {error}"))?;
             let writes = all_writes(&store);
-            let bytes = writes.iter().map(|write| (write.key.len() + write.value.as_ref().map_or(0, Vec::len)) as u64).sum();
+            let bytes = writes
+                .iter()
+                .map(|write| (write.key.len() + write.value.as_ref().map_or(0, Vec::len)) as u64)
+                .sum();
             Ok((writes, bytes))
         }
     }
@@ -126,15 +142,24 @@ pub fn import(config: &Config, replace: bool, input: impl BufRead) -> Result<usi
             continue;
         }
         let refuse = |why: String| CliError::Refused(format!("line {}: {why}", number + 1));
-        let parsed: RoomLine = serde_json::from_str(&line).map_err(|error| refuse(format!("not a room line: {error}")))?;
+        let parsed: RoomLine =
+            serde_json::from_str(&line).map_err(|error| refuse(format!("not a room line: {error}")))?;
         let party = party(config, &parsed.party).map_err(|error| refuse(error.to_string()))?;
         if parsed.kind != party.kind.to_string() {
-            return Err(refuse(format!("kind {:?} does not match party {:?} ({})", parsed.kind, party.name, party.kind)));
+            return Err(refuse(format!(
+                "kind {:?} does not match party {:?} ({})",
+                parsed.kind, party.name, party.kind
+            )));
         }
-        let key = RoomKey::new(&party.name, &parsed.room).map_err(|error| refuse(format!("room {:?}: {error}", parsed.room)))?;
+        let key = RoomKey::new(&party.name, &parsed.room)
+            .map_err(|error| refuse(format!("room {:?}: {error}", parsed.room)))?;
         let writes = room_writes(party.kind, parsed.content.as_deref()).map_err(refuse)?;
         if !replace && !storage.load_room(room_path(&key))?.is_empty() {
-            return Err(refuse(format!("room {}/{} exists (use --replace to overwrite it)", key.party(), key.room())));
+            return Err(refuse(format!(
+                "room {}/{} exists (use --replace to overwrite it)",
+                key.party(),
+                key.room()
+            )));
         }
         rooms.push((key, writes));
     }

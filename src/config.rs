@@ -15,8 +15,8 @@ mod auth;
 mod limits;
 mod permissions;
 pub use auth::{AuthConfig, JwtConfig, WebhookConfig, DEFAULT_WEBHOOK_TIMEOUT_MS};
-pub use limits::*;
 use limits::OverridableLimits;
+pub use limits::*;
 
 /// Where partyd listens unless told otherwise: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:1999";
@@ -33,7 +33,11 @@ pub const MAX_GROUP_COMMIT_WINDOW_US: u64 = 100_000;
 
 /// `partyd [--config FILE] [--listen ADDR] [--data-dir DIR]`
 #[derive(Debug, clap::Parser)]
-#[command(name = "partyd", version, about = "A self-hosted, PartyKit-compatible room server for TinyBase apps")]
+#[command(
+    name = "partyd",
+    version,
+    about = "A self-hosted, PartyKit-compatible room server for TinyBase apps"
+)]
 pub struct Cli {
     /// The configuration file.
     #[arg(long, env = "PARTYD_CONFIG", default_value = DEFAULT_CONFIG_FILE)]
@@ -269,7 +273,8 @@ impl Config {
             message: message.to_owned(),
         };
         let server = file.server;
-        let listen = parse_listen(server.listen.as_deref().unwrap_or(DEFAULT_LISTEN), source, "server.listen")?;
+        let listen =
+            parse_listen(server.listen.as_deref().unwrap_or(DEFAULT_LISTEN), source, "server.listen")?;
         let defaults = Limits::default();
         let positive = |value: Option<usize>, default: usize, key: &str| match value {
             Some(0) => Err(invalid(key, "must be greater than 0")),
@@ -282,18 +287,39 @@ impl Config {
             None => Ok(default),
         };
         let limits = Limits {
-            outbound_buffer_bytes: positive(server.outbound_buffer_bytes, defaults.outbound_buffer_bytes, "server.outbound_buffer_bytes")?,
-            ping_interval: seconds(server.ping_interval_seconds, defaults.ping_interval, "server.ping_interval_seconds")?,
-            idle_timeout: seconds(server.idle_timeout_seconds, defaults.idle_timeout, "server.idle_timeout_seconds")?,
-            close_grace: seconds(server.close_grace_seconds, defaults.close_grace, "server.close_grace_seconds")?,
+            outbound_buffer_bytes: positive(
+                server.outbound_buffer_bytes,
+                defaults.outbound_buffer_bytes,
+                "server.outbound_buffer_bytes",
+            )?,
+            ping_interval: seconds(
+                server.ping_interval_seconds,
+                defaults.ping_interval,
+                "server.ping_interval_seconds",
+            )?,
+            idle_timeout: seconds(
+                server.idle_timeout_seconds,
+                defaults.idle_timeout,
+                "server.idle_timeout_seconds",
+            )?,
+            close_grace: seconds(
+                server.close_grace_seconds,
+                defaults.close_grace,
+                "server.close_grace_seconds",
+            )?,
             room_queue: positive(server.room_queue, defaults.room_queue, "server.room_queue")?,
-            idle_unload: seconds(server.idle_unload_seconds, defaults.idle_unload, "server.idle_unload_seconds")?,
+            idle_unload: seconds(
+                server.idle_unload_seconds,
+                defaults.idle_unload,
+                "server.idle_unload_seconds",
+            )?,
             ..defaults.clone()
         };
         let limits = overridable_limits!(server).apply(&limits, source, "server")?;
         let mut parties = BTreeMap::new();
         for (name, section) in file.parties {
-            let party = party_config(name.clone(), section, server.allowed_origins.as_ref(), &limits, source)?;
+            let party =
+                party_config(name.clone(), section, server.allowed_origins.as_ref(), &limits, source)?;
             parties.insert(name, party);
         }
         Ok(Self {
@@ -310,7 +336,9 @@ impl Config {
             },
             group_commit: crate::storage::Pacing::scaled(match server.group_commit_window_us {
                 Some(micros @ 0..=MAX_GROUP_COMMIT_WINDOW_US) => Duration::from_micros(micros),
-                Some(_) => return Err(invalid("server.group_commit_window_us", "must be 0 to 100000 (100 ms)")),
+                Some(_) => {
+                    return Err(invalid("server.group_commit_window_us", "must be 0 to 100000 (100 ms)"))
+                }
                 None => crate::storage::DEFAULT_GROUP_COMMIT_WINDOW,
             }),
         })
@@ -332,7 +360,8 @@ impl Config {
     /// `main` with every default, `custom` with store path `/my_tinybase` and prefix `tb:`.
     pub fn conformance(data_dir: PathBuf) -> Self {
         let text = "[parties.main]\nkind = \"tinybase-persister\"\n\n[parties.custom]\nkind = \"tinybase-persister\"\nstore_path = \"/my_tinybase\"\nmessage_prefix = \"tb:\"\n";
-        let mut config = Self::from_toml_str(text, Path::new("conformance party.toml")).expect("the built-in conformance config is valid");
+        let mut config = Self::from_toml_str(text, Path::new("conformance party.toml"))
+            .expect("the built-in conformance config is valid");
         config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
         config.data_dir = data_dir;
         config
@@ -362,15 +391,38 @@ fn party_config(
     server_limits: &Limits,
     source: &Path,
 ) -> Result<PartyConfig, ConfigError> {
-    let key = |field: &str| if field.is_empty() { format!("parties.{name}") } else { format!("parties.{name}.{field}") };
-    let invalid = |field: &str, message: String| ConfigError::Invalid { path: source.to_path_buf(), key: key(field), message };
-    if name.is_empty() || name.len() > MAX_PARTY_NAME_BYTES || name.contains('/') || name.chars().any(char::is_control) {
-        return Err(invalid("", format!("a party name must be 1 to {MAX_PARTY_NAME_BYTES} bytes, without '/' or control characters")));
+    let key = |field: &str| {
+        if field.is_empty() {
+            format!("parties.{name}")
+        } else {
+            format!("parties.{name}.{field}")
+        }
+    };
+    let invalid = |field: &str, message: String| ConfigError::Invalid {
+        path: source.to_path_buf(),
+        key: key(field),
+        message,
+    };
+    if name.is_empty()
+        || name.len() > MAX_PARTY_NAME_BYTES
+        || name.contains('/')
+        || name.chars().any(char::is_control)
+    {
+        return Err(invalid(
+            "",
+            format!(
+                "a party name must be 1 to {MAX_PARTY_NAME_BYTES} bytes, without '/' or control characters"
+            ),
+        ));
     }
     if section.kind == PartyKind::TinybaseSync {
         // The synchronizer has no message prefix, and its writes are CRDT merges a schema
         // filter would make diverge between replicas.
-        for (field, set) in [("message_prefix", section.message_prefix.is_some()), ("permissions", section.permissions.is_some()), ("schema", section.schema.is_some())] {
+        for (field, set) in [
+            ("message_prefix", section.message_prefix.is_some()),
+            ("permissions", section.permissions.is_some()),
+            ("schema", section.schema.is_some()),
+        ] {
             if set {
                 return Err(invalid(field, "is not supported by kind \"tinybase-sync\"".into()));
             }
@@ -378,17 +430,26 @@ fn party_config(
     }
     let store_path = section.store_path.unwrap_or_else(|| DEFAULT_STORE_PATH.to_owned());
     if !store_path.starts_with('/') || store_path.len() < 2 {
-        return Err(invalid("store_path", format!("{store_path:?} must start with \"/\" and name something after it")));
+        return Err(invalid(
+            "store_path",
+            format!("{store_path:?} must start with \"/\" and name something after it"),
+        ));
     }
     let response_headers = match section.response_headers {
         None => default_response_headers(),
         Some(headers) => {
             for (header, value) in &headers {
                 if actix_web::http::header::HeaderName::try_from(header.as_str()).is_err() {
-                    return Err(invalid("response_headers", format!("{header:?} is not a valid header name")));
+                    return Err(invalid(
+                        "response_headers",
+                        format!("{header:?} is not a valid header name"),
+                    ));
                 }
                 if actix_web::http::header::HeaderValue::try_from(value.as_str()).is_err() {
-                    return Err(invalid("response_headers", format!("the value of {header:?} is not a valid header value")));
+                    return Err(invalid(
+                        "response_headers",
+                        format!("the value of {header:?} is not a valid header value"),
+                    ));
                 }
             }
             headers.into_iter().collect()
@@ -397,7 +458,8 @@ fn party_config(
     let auth = section.auth.unwrap_or_default().resolve(source, &key("auth"))?;
     let allowed_origins = section.allowed_origins.or_else(|| server_origins.cloned());
     let limits = overridable_limits!(section).apply(server_limits, source, &format!("parties.{name}"))?;
-    let permissions = permissions::resolve(section.permissions, section.schema, source, &format!("parties.{name}"))?;
+    let permissions =
+        permissions::resolve(section.permissions, section.schema, source, &format!("parties.{name}"))?;
     Ok(PartyConfig {
         permissions,
         limits,

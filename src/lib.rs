@@ -59,7 +59,8 @@ pub struct RunningServer {
 /// Binds the configured listen address and starts serving. Must run inside an actix System
 /// (`actix_web::rt::System`, or `#[actix_web::test]`).
 pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer, StartError> {
-    let listener = std::net::TcpListener::bind(config.listen).map_err(|source| StartError::Bind { addr: config.listen, source })?;
+    let listener = std::net::TcpListener::bind(config.listen)
+        .map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let metrics = metrics::Metrics::new();
     let observed = metrics.clone();
@@ -69,7 +70,12 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     }));
     let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits, metrics.clone()));
     let workers = config.workers;
-    let state = web::Data::new(http::AppState { config: Arc::new(config), rooms: rooms.clone(), storage: storage.clone(), metrics });
+    let state = web::Data::new(http::AppState {
+        config: Arc::new(config),
+        rooms: rooms.clone(),
+        storage: storage.clone(),
+        metrics,
+    });
     let socket_tasks = ws::tasks::SocketTasks::default();
     let tasks = socket_tasks.clone();
     let app = move || App::new().app_data(state.clone()).configure(http::configure);
@@ -86,7 +92,9 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
                 let tasks = tasks.clone();
                 async move {
                     let service = Rc::new(factory.new_service(AppConfig::default()).await.map_err(|_| ())?);
-                    Ok::<_, ()>(fn_service(move |(request, framed)| ws::takeover::serve(service.clone(), tasks.clone(), request, framed)))
+                    Ok::<_, ()>(fn_service(move |(request, framed)| {
+                        ws::takeover::serve(service.clone(), tasks.clone(), request, framed)
+                    }))
                 }
             });
             HttpService::build()
@@ -122,7 +130,10 @@ impl RunningServer {
         self.handle.pause().await;
         self.rooms.shutdown().await;
         if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.socket_tasks.all_ended()).await.is_err() {
-            tracing::warn!(left = self.socket_tasks.live(), "websockets still closing at the end of the grace period are dropped");
+            tracing::warn!(
+                left = self.socket_tasks.live(),
+                "websockets still closing at the end of the grace period are dropped"
+            );
         }
         self.handle.stop(true).await;
         let _ = self.server.await;

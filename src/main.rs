@@ -41,8 +41,10 @@ fn main() -> ExitCode {
 fn offline(config: &Config, command: &Command) -> ExitCode {
     let stdout = std::io::stdout();
     let result = match command {
-        Command::Export { party, room } => partyd::cli::export(config, party.as_deref(), room.as_deref(), &mut stdout.lock())
-            .map(|count| eprintln!("partyd: exported {count} rooms")),
+        Command::Export { party, room } => {
+            partyd::cli::export(config, party.as_deref(), room.as_deref(), &mut stdout.lock())
+                .map(|count| eprintln!("partyd: exported {count} rooms"))
+        }
         Command::Import { replace } => partyd::cli::import(config, *replace, std::io::stdin().lock())
             .map(|count| eprintln!("partyd: imported {count} rooms")),
         Command::Dump { party, room } => partyd::cli::dump(config, party, room, &mut stdout.lock()),
@@ -100,7 +102,8 @@ fn init_tracing(format: Option<LogFormat>) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let terminal = std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(terminal);
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(terminal);
     let default = if terminal { LogFormat::Pretty } else { LogFormat::Json };
     match format.unwrap_or(default) {
         LogFormat::Json => builder.json().init(),

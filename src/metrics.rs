@@ -3,7 +3,9 @@
 
 use std::sync::Arc;
 
-use prometheus::{Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder as _, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
 
 /// Every metric partyd exports.
 pub struct Metrics {
@@ -69,7 +71,8 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 }
 
 fn histogram(registry: &Registry, name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
-    let histogram = Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
+    let histogram =
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid metric");
     registry.register(Box::new(histogram.clone())).expect("unique metric");
     histogram
 }
@@ -84,16 +87,66 @@ impl Metrics {
             connections: gauge(&registry, "partyd_connections", "Open websocket connections."),
             live_rooms: gauge(&registry, "partyd_live_rooms", "Rooms in memory."),
             stored_rooms: gauge(&registry, "partyd_stored_rooms", "Rooms with stored data."),
-            messages_in: counter_vec(&registry, "partyd_messages_in_total", "Websocket text frames received.", &["party"]),
-            bytes_in: counter_vec(&registry, "partyd_bytes_in_total", "Bytes of websocket text frames received.", &["party"]),
-            messages_out: counter_vec(&registry, "partyd_messages_out_total", "Websocket frames queued to sockets.", &["party"]),
-            bytes_out: counter_vec(&registry, "partyd_bytes_out_total", "Bytes of websocket frames queued to sockets.", &["party"]),
-            changes: counter_vec(&registry, "partyd_changes_total", "Changes by outcome and reason.", &["party", "outcome", "reason"]),
-            closes: counter_vec(&registry, "partyd_closes_total", "Websocket close codes sent by the server.", &["code"]),
-            http_requests: counter_vec(&registry, "partyd_http_requests_total", "HTTP requests by status.", &["status"]),
-            flush_seconds: histogram(&registry, "partyd_flush_seconds", "Duration of group-commit flushes.", seconds.clone()),
-            flush_batch: histogram(&registry, "partyd_flush_batch_size", "Room rounds made durable by one flush.", batch),
-            room_load_seconds: histogram(&registry, "partyd_room_load_seconds", "Duration of loading a room from storage.", seconds),
+            messages_in: counter_vec(
+                &registry,
+                "partyd_messages_in_total",
+                "Websocket text frames received.",
+                &["party"],
+            ),
+            bytes_in: counter_vec(
+                &registry,
+                "partyd_bytes_in_total",
+                "Bytes of websocket text frames received.",
+                &["party"],
+            ),
+            messages_out: counter_vec(
+                &registry,
+                "partyd_messages_out_total",
+                "Websocket frames queued to sockets.",
+                &["party"],
+            ),
+            bytes_out: counter_vec(
+                &registry,
+                "partyd_bytes_out_total",
+                "Bytes of websocket frames queued to sockets.",
+                &["party"],
+            ),
+            changes: counter_vec(
+                &registry,
+                "partyd_changes_total",
+                "Changes by outcome and reason.",
+                &["party", "outcome", "reason"],
+            ),
+            closes: counter_vec(
+                &registry,
+                "partyd_closes_total",
+                "Websocket close codes sent by the server.",
+                &["code"],
+            ),
+            http_requests: counter_vec(
+                &registry,
+                "partyd_http_requests_total",
+                "HTTP requests by status.",
+                &["status"],
+            ),
+            flush_seconds: histogram(
+                &registry,
+                "partyd_flush_seconds",
+                "Duration of group-commit flushes.",
+                seconds.clone(),
+            ),
+            flush_batch: histogram(
+                &registry,
+                "partyd_flush_batch_size",
+                "Room rounds made durable by one flush.",
+                batch,
+            ),
+            room_load_seconds: histogram(
+                &registry,
+                "partyd_room_load_seconds",
+                "Duration of loading a room from storage.",
+                seconds,
+            ),
             registry,
         })
     }

@@ -14,7 +14,13 @@ async fn admin(addr: std::net::SocketAddr, method: &str, path: &str, body: &str)
     admin_with(addr, method, path, body, Some(TOKEN)).await
 }
 
-async fn admin_with(addr: std::net::SocketAddr, method: &str, path: &str, body: &str, token: Option<&str>) -> Answer {
+async fn admin_with(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> Answer {
     let client = awc::Client::default();
     let method = awc::http::Method::from_bytes(method.as_bytes()).unwrap();
     let mut request = client.request(method, format!("http://{addr}{path}"));
@@ -23,7 +29,11 @@ async fn admin_with(addr: std::net::SocketAddr, method: &str, path: &str, body: 
     }
     let mut response = request.send_body(Bytes::from(body.to_owned())).await.expect("request");
     let body = response.body().await.expect("body");
-    Answer { status: response.status(), headers: response.headers().clone(), body: String::from_utf8_lossy(&body).into_owned() }
+    Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 fn json(answer: &Answer) -> serde_json::Value {
@@ -60,7 +70,10 @@ async fn parties_and_rooms_are_listed_with_their_sizes_and_connections() {
     let server = admin_server(dir.path());
     let addr = server.addr;
     for room in ["b", "a", "a-b", "c"] {
-        assert_eq!(put(addr, &format!("/parties/main/{room}/store"), "[{},{\"v\":1}]").await, StatusCode::CREATED);
+        assert_eq!(
+            put(addr, &format!("/parties/main/{room}/store"), "[{},{\"v\":1}]").await,
+            StatusCode::CREATED
+        );
     }
     let _socket = connect(addr, "main", "a", "x").await;
     let parties = json(&admin(addr, "GET", "/_partyd/parties", "").await);
@@ -70,7 +83,12 @@ async fn parties_and_rooms_are_listed_with_their_sizes_and_connections() {
     assert_eq!(parties["parties"][0]["name"], "custom");
 
     let page = json(&admin(addr, "GET", "/_partyd/parties/main/rooms?limit=2", "").await);
-    let names: Vec<_> = page["rooms"].as_array().unwrap().iter().map(|room| room["name"].as_str().unwrap().to_owned()).collect();
+    let names: Vec<_> = page["rooms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|room| room["name"].as_str().unwrap().to_owned())
+        .collect();
     assert_eq!(names, ["a", "a-b"]);
     assert_eq!(page["rooms"][0]["connections"], 1);
     assert!(page["rooms"][0]["stored_bytes"].as_u64().unwrap() > 0);
@@ -83,7 +101,11 @@ async fn parties_and_rooms_are_listed_with_their_sizes_and_connections() {
     assert_eq!(prefixed["rooms"].as_array().unwrap().len(), 2);
 
     for bad in ["?limit=0", "?limit=x", "?limit=100000", "?bogus=1"] {
-        assert_eq!(admin(addr, "GET", &format!("/_partyd/parties/main/rooms{bad}"), "").await.status, StatusCode::BAD_REQUEST, "{bad}");
+        assert_eq!(
+            admin(addr, "GET", &format!("/_partyd/parties/main/rooms{bad}"), "").await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad}"
+        );
     }
     assert_eq!(admin(addr, "GET", "/_partyd/parties/nope/rooms", "").await.status, StatusCode::NOT_FOUND);
     server.server.shutdown().await.unwrap();
@@ -102,7 +124,10 @@ async fn a_room_is_dumped_in_tinybase_key_layout() {
     config.admin_token = Some(TOKEN.to_owned());
     let server = start_with(config);
     let addr = server.addr;
-    assert_eq!(put(addr, "/parties/main/r/store", r#"[{"pets":{"fido":{"legs":4}}},{"open":true}]"#).await, StatusCode::CREATED);
+    assert_eq!(
+        put(addr, "/parties/main/r/store", r#"[{"pets":{"fido":{"legs":4}}},{"open":true}]"#).await,
+        StatusCode::CREATED
+    );
     let _socket = connect(addr, "main", "r", "conn-1").await;
     let dump = json(&admin(addr, "GET", "/_partyd/parties/main/rooms/r", "").await);
     assert_eq!(dump["content"], serde_json::json!([{"pets": {"fido": {"legs": 4}}}, {"open": true}]));
@@ -111,7 +136,10 @@ async fn a_room_is_dumped_in_tinybase_key_layout() {
         serde_json::json!([["app_hasStore", 1], ["app_t\"pets\",\"fido\",\"legs\"", 4], ["app_vopen", true]])
     );
     assert_eq!(dump["connection_ids"], serde_json::json!(["conn-1"]));
-    assert_eq!(admin(addr, "GET", "/_partyd/parties/main/rooms/never", "").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        admin(addr, "GET", "/_partyd/parties/main/rooms/never", "").await.status,
+        StatusCode::NOT_FOUND
+    );
     assert_eq!(admin(addr, "GET", "/_partyd/parties/nope/rooms/r", "").await.status, StatusCode::NOT_FOUND);
     server.server.shutdown().await.unwrap();
 }
@@ -121,15 +149,25 @@ async fn deleting_a_room_removes_its_data_and_closes_its_sockets_with_4000() {
     let dir = data_dir();
     let server = admin_server(dir.path());
     let addr = server.addr;
-    assert_eq!(put(addr, "/parties/main/doomed/store", "[{\"t\":{\"r\":{\"c\":1}}},{}]").await, StatusCode::CREATED);
+    assert_eq!(
+        put(addr, "/parties/main/doomed/store", "[{\"t\":{\"r\":{\"c\":1}}},{}]").await,
+        StatusCode::CREATED
+    );
     assert_eq!(put(addr, "/parties/main/doomed2/store", "[{},{\"keep\":1}]").await, StatusCode::CREATED);
     let mut socket = connect(addr, "main", "doomed", "x").await;
     assert_eq!(admin(addr, "DELETE", "/_partyd/parties/main/rooms/doomed", "").await.status, StatusCode::OK);
     assert_eq!(socket.closed().await, Ended::Closed(Some(4000)));
     assert_eq!(get_body(addr, "/parties/main/doomed/store").await, "");
     assert_eq!(get_body(addr, "/parties/main/doomed2/store").await, "[{},{\"keep\":1}]");
-    assert_eq!(admin(addr, "DELETE", "/_partyd/parties/main/rooms/doomed", "").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(put(addr, "/parties/main/doomed/store", "[{},{}]").await, StatusCode::CREATED, "the room starts afresh");
+    assert_eq!(
+        admin(addr, "DELETE", "/_partyd/parties/main/rooms/doomed", "").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        put(addr, "/parties/main/doomed/store", "[{},{}]").await,
+        StatusCode::CREATED,
+        "the room starts afresh"
+    );
     server.server.shutdown().await.unwrap();
 }
 
@@ -138,10 +176,19 @@ async fn a_server_side_write_is_saved_and_broadcast_to_everyone() {
     let dir = data_dir();
     let server = admin_server(dir.path());
     let addr = server.addr;
-    assert_eq!(put(addr, "/parties/main/w/store", "[{\"t\":{\"r\":{\"c\":1}}},{}]").await, StatusCode::CREATED);
+    assert_eq!(
+        put(addr, "/parties/main/w/store", "[{\"t\":{\"r\":{\"c\":1}}},{}]").await,
+        StatusCode::CREATED
+    );
     let mut a = connect(addr, "main", "w", "a").await;
     let mut b = connect(addr, "main", "w", "b").await;
-    let answer = admin(addr, "POST", "/_partyd/parties/main/rooms/w/changes", "[{\"t\":{\"r\":{\"c\":\"\u{FFFC}\",\"d\":2},\"e\":{}}},{\"v\":-0},1]").await;
+    let answer = admin(
+        addr,
+        "POST",
+        "/_partyd/parties/main/rooms/w/changes",
+        "[{\"t\":{\"r\":{\"c\":\"\u{FFFC}\",\"d\":2},\"e\":{}}},{\"v\":-0},1]",
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     assert_eq!(answer.body, "[{\"t\":{\"r\":{\"c\":\"\u{FFFC}\",\"d\":2}}},{\"v\":0},1]");
     let frame = "s[{\"t\":{\"r\":{\"c\":\"\u{FFFC}\",\"d\":2}}},{\"v\":0},1]";
@@ -149,10 +196,20 @@ async fn a_server_side_write_is_saved_and_broadcast_to_everyone() {
     assert_eq!(b.next_text().await, frame);
     assert_eq!(get_body(addr, "/parties/main/w/store").await, "[{\"t\":{\"r\":{\"d\":2}}},{\"v\":0}]");
     for bad in ["", "nope", "[{},{}]", "[{},{},2]", "[{\"t\":5},{},1]"] {
-        assert_eq!(admin(addr, "POST", "/_partyd/parties/main/rooms/w/changes", bad).await.status, StatusCode::BAD_REQUEST, "{bad:?}");
+        assert_eq!(
+            admin(addr, "POST", "/_partyd/parties/main/rooms/w/changes", bad).await.status,
+            StatusCode::BAD_REQUEST,
+            "{bad:?}"
+        );
     }
-    assert_eq!(admin(addr, "POST", "/_partyd/parties/main/rooms/nostore/changes", "[{},{\"v\":1},1]").await.status, StatusCode::NOT_FOUND);
-    assert_eq!(admin(addr, "POST", "/_partyd/parties/nope/rooms/w/changes", "[{},{\"v\":1},1]").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(
+        admin(addr, "POST", "/_partyd/parties/main/rooms/nostore/changes", "[{},{\"v\":1},1]").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        admin(addr, "POST", "/_partyd/parties/nope/rooms/w/changes", "[{},{\"v\":1},1]").await.status,
+        StatusCode::NOT_FOUND
+    );
     server.server.shutdown().await.unwrap();
 }
 

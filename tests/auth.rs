@@ -74,10 +74,23 @@ async fn jwt_guards_every_request_before_the_room_is_touched() {
     let store = "/parties/main/team-1/store";
     let good = valid(serde_json::json!({}));
     assert_eq!(get_with(addr, store, None).await, StatusCode::UNAUTHORIZED);
-    for bad in ["garbage", &token(serde_json::json!({"exp": now() - 3600})), &token(serde_json::json!({"sub": "no exp"})),
-        &encode(&Header::default(), &serde_json::json!({"exp": now() + 600}), &EncodingKey::from_secret(b"another secret")).unwrap(),
-        &valid(serde_json::json!({"access": "admin"}))] {
-        assert_eq!(get_with(addr, &format!("{store}?token={bad}"), None).await, StatusCode::UNAUTHORIZED, "{bad}");
+    for bad in [
+        "garbage",
+        &token(serde_json::json!({"exp": now() - 3600})),
+        &token(serde_json::json!({"sub": "no exp"})),
+        &encode(
+            &Header::default(),
+            &serde_json::json!({"exp": now() + 600}),
+            &EncodingKey::from_secret(b"another secret"),
+        )
+        .unwrap(),
+        &valid(serde_json::json!({"access": "admin"})),
+    ] {
+        assert_eq!(
+            get_with(addr, &format!("{store}?token={bad}"), None).await,
+            StatusCode::UNAUTHORIZED,
+            "{bad}"
+        );
         assert_eq!(get_with(addr, store, Some(bad)).await, StatusCode::UNAUTHORIZED, "{bad}");
     }
     assert_eq!(server.server.live_rooms(), 0, "refused requests load nothing");
@@ -89,9 +102,18 @@ async fn jwt_guards_every_request_before_the_room_is_touched() {
     assert_eq!(get_with(addr, "/parties/main/other/store", Some(&team_only)).await, StatusCode::FORBIDDEN);
     let answer = request(addr, "OPTIONS", store, "").await;
     assert_eq!(answer.status, StatusCode::NO_CONTENT, "a preflight needs no token");
-    assert_eq!(upgrade_status(&format!("ws://{addr}/parties/main/team-1?_pk=a"), None).await, Err(StatusCode::UNAUTHORIZED));
-    assert_eq!(upgrade_status(&format!("ws://{addr}/parties/main/other?_pk=a&token={team_only}"), None).await, Err(StatusCode::FORBIDDEN));
-    assert_eq!(upgrade_status(&format!("ws://{addr}/parties/main/team-1?_pk=a&token={good}"), None).await, Ok(()));
+    assert_eq!(
+        upgrade_status(&format!("ws://{addr}/parties/main/team-1?_pk=a"), None).await,
+        Err(StatusCode::UNAUTHORIZED)
+    );
+    assert_eq!(
+        upgrade_status(&format!("ws://{addr}/parties/main/other?_pk=a&token={team_only}"), None).await,
+        Err(StatusCode::FORBIDDEN)
+    );
+    assert_eq!(
+        upgrade_status(&format!("ws://{addr}/parties/main/team-1?_pk=a&token={good}"), None).await,
+        Ok(())
+    );
     server.server.shutdown().await.unwrap();
 }
 
@@ -102,17 +124,28 @@ async fn a_read_token_sees_updates_but_cannot_write() {
     let addr = server.addr;
     let (writer, reader) = (valid(serde_json::json!({})), valid(serde_json::json!({"access": "read"})));
     let store = "/parties/main/r/store";
-    assert_eq!(request(addr, "PUT", &format!("{store}?token={reader}"), "[{},{}]").await.status, StatusCode::FORBIDDEN);
-    assert_eq!(request(addr, "PUT", &format!("{store}?token={writer}"), "[{},{\"v\":1}]").await.status, StatusCode::CREATED);
+    assert_eq!(
+        request(addr, "PUT", &format!("{store}?token={reader}"), "[{},{}]").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        request(addr, "PUT", &format!("{store}?token={writer}"), "[{},{\"v\":1}]").await.status,
+        StatusCode::CREATED
+    );
     assert_eq!(get_with(addr, store, Some(&reader)).await, StatusCode::OK);
     let mut read_socket = connect_url(&format!("ws://{addr}/parties/main/r?_pk=reader&token={reader}")).await;
-    let mut write_socket = connect_url(&format!("ws://{addr}/parties/main/r?_pk=writer&token={writer}")).await;
+    let mut write_socket =
+        connect_url(&format!("ws://{addr}/parties/main/r?_pk=writer&token={writer}")).await;
     read_socket.send("s[{},{\"v\":666},1]").await;
     write_socket.send("s[{},{\"v\":2},1]").await;
     assert_eq!(read_socket.next_text().await, "s[{},{\"v\":2},1]", "the reader receives broadcasts");
     read_socket.send("s[{},{\"v\":667},1]").await;
     write_socket.barrier(&mut read_socket).await;
-    assert_eq!(request(addr, "GET", &format!("{store}?token={writer}"), "").await.body, "[{},{\"v\":2}]", "the reader's changes were dropped");
+    assert_eq!(
+        request(addr, "GET", &format!("{store}?token={writer}"), "").await.body,
+        "[{},{\"v\":2}]",
+        "the reader's changes were dropped"
+    );
     assert!(write_socket.inbox.is_empty(), "nothing of the reader was broadcast: {:?}", write_socket.inbox);
     server.server.shutdown().await.unwrap();
 }
@@ -132,25 +165,28 @@ async fn websockets_from_origins_not_listed_are_refused() {
 fn webhook(seen: Arc<Mutex<Vec<serde_json::Value>>>) -> (actix_web::dev::ServerHandle, SocketAddr) {
     let server = HttpServer::new(move || {
         let seen = seen.clone();
-        App::new().route("/authorize", web::post().to(move |body: web::Json<serde_json::Value>| {
-            let seen = seen.clone();
-            async move {
-                let token = body["token"].as_str().unwrap_or_default().to_owned();
-                seen.lock().unwrap().push(body.into_inner());
-                match token.as_str() {
-                    "good" => HttpResponse::Ok().finish(),
-                    "reader" => HttpResponse::Ok().json(serde_json::json!({"access": "read"})),
-                    "nope" => HttpResponse::Forbidden().finish(),
-                    "who" => HttpResponse::Unauthorized().finish(),
-                    "slow" => {
-                        tokio::time::sleep(Duration::from_secs(5)).await;
-                        HttpResponse::Ok().finish()
+        App::new().route(
+            "/authorize",
+            web::post().to(move |body: web::Json<serde_json::Value>| {
+                let seen = seen.clone();
+                async move {
+                    let token = body["token"].as_str().unwrap_or_default().to_owned();
+                    seen.lock().unwrap().push(body.into_inner());
+                    match token.as_str() {
+                        "good" => HttpResponse::Ok().finish(),
+                        "reader" => HttpResponse::Ok().json(serde_json::json!({"access": "read"})),
+                        "nope" => HttpResponse::Forbidden().finish(),
+                        "who" => HttpResponse::Unauthorized().finish(),
+                        "slow" => {
+                            tokio::time::sleep(Duration::from_secs(5)).await;
+                            HttpResponse::Ok().finish()
+                        }
+                        "weird" => HttpResponse::Ok().body("not json"),
+                        _ => HttpResponse::InternalServerError().finish(),
                     }
-                    "weird" => HttpResponse::Ok().body("not json"),
-                    _ => HttpResponse::InternalServerError().finish(),
                 }
-            }
-        }))
+            }),
+        )
     })
     .workers(1)
     .bind("127.0.0.1:0")
@@ -176,12 +212,25 @@ async fn the_webhook_decides_and_fails_closed() {
     let store = "/parties/main/w/store";
     assert_eq!(get_with(addr, &format!("{store}?token=good"), None).await, StatusCode::OK);
     assert_eq!(get_with(addr, store, Some("good")).await, StatusCode::OK);
-    assert_eq!(request(addr, "PUT", &format!("{store}?token=reader"), "[{},{}]").await.status, StatusCode::FORBIDDEN);
-    assert_eq!(request(addr, "PUT", &format!("{store}?token=good"), "[{},{}]").await.status, StatusCode::CREATED);
+    assert_eq!(
+        request(addr, "PUT", &format!("{store}?token=reader"), "[{},{}]").await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        request(addr, "PUT", &format!("{store}?token=good"), "[{},{}]").await.status,
+        StatusCode::CREATED
+    );
     for (token, status) in [("nope", 403), ("who", 401), ("slow", 503), ("weird", 503), ("crash", 503)] {
         assert_eq!(get_with(addr, &format!("{store}?token={token}"), None).await.as_u16(), status, "{token}");
     }
-    assert_eq!(upgrade_status(&format!("ws://{addr}/parties/main/w/sub?_pk=conn-9&token=good"), Some("https://app.example")).await, Ok(()));
+    assert_eq!(
+        upgrade_status(
+            &format!("ws://{addr}/parties/main/w/sub?_pk=conn-9&token=good"),
+            Some("https://app.example")
+        )
+        .await,
+        Ok(())
+    );
     let asked = seen.lock().unwrap().last().cloned().unwrap();
     assert_eq!(
         asked,
@@ -202,10 +251,15 @@ async fn tokens_never_appear_in_the_logs() {
     let expired = token(serde_json::json!({"exp": now() - 3600, "marker": "expired-token-marker"}));
     assert_eq!(get_with(addr, &format!("/parties/main/r/store?token={good}"), None).await, StatusCode::OK);
     assert_eq!(get_with(addr, "/parties/main/r/store", Some(&good)).await, StatusCode::OK);
-    assert_eq!(get_with(addr, &format!("/parties/main/r/store?token={expired}"), None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        get_with(addr, &format!("/parties/main/r/store?token={expired}"), None).await,
+        StatusCode::UNAUTHORIZED
+    );
     let mut socket = connect_url(&format!("ws://{addr}/parties/main/r?_pk=a&token={good}")).await;
     socket.send("s[{},{},1]").await;
-    let _ = request(addr, "PUT", &format!("/parties/main/r/store?token={good}"), Bytes::from_static(b"[{},{}]")).await;
+    let _ =
+        request(addr, "PUT", &format!("/parties/main/r/store?token={good}"), Bytes::from_static(b"[{},{}]"))
+            .await;
     drop(socket);
     let log = partyd.log.clone();
     assert!(partyd.terminate().success());
@@ -241,9 +295,12 @@ async fn public_key_algorithms_verify_tokens_signed_with_their_private_keys() {
         .unwrap();
         let sign = |claims: serde_json::Value| encode(&Header::new(algorithm), &claims, &signing).unwrap();
         let good = sign(serde_json::json!({"exp": now() + 600, "aud": "app", "iss": "https://auth.example"}));
-        let wrong_audience = sign(serde_json::json!({"exp": now() + 600, "aud": "other", "iss": "https://auth.example"}));
-        let wrong_issuer = sign(serde_json::json!({"exp": now() + 600, "aud": "app", "iss": "https://evil.example"}));
-        let hmac = token(serde_json::json!({"exp": now() + 600, "aud": "app", "iss": "https://auth.example"}));
+        let wrong_audience =
+            sign(serde_json::json!({"exp": now() + 600, "aud": "other", "iss": "https://auth.example"}));
+        let wrong_issuer =
+            sign(serde_json::json!({"exp": now() + 600, "aud": "app", "iss": "https://evil.example"}));
+        let hmac =
+            token(serde_json::json!({"exp": now() + 600, "aud": "app", "iss": "https://auth.example"}));
         let store = "/parties/main/r/store";
         assert_eq!(get_with(server.addr, store, Some(&good)).await, StatusCode::OK, "{name}");
         for bad in [&wrong_audience, &wrong_issuer, &hmac] {
@@ -260,10 +317,15 @@ async fn a_read_token_on_a_sync_room_may_ask_but_its_data_is_dropped() {
     let server = start_with(config_with("[parties.sync]\nkind = \"tinybase-sync\"\n[parties.sync.auth]\nmode = \"jwt\"\nsecret_env = \"PARTYD_TEST_JWT_SYNC\"\n", dir.path()));
     let addr = server.addr;
     let (writer, reader) = (valid(serde_json::json!({})), valid(serde_json::json!({"access": "read"})));
-    assert_eq!(upgrade_status(&format!("ws://{addr}/parties/sync/r"), None).await, Err(StatusCode::UNAUTHORIZED));
+    assert_eq!(
+        upgrade_status(&format!("ws://{addr}/parties/sync/r"), None).await,
+        Err(StatusCode::UNAUTHORIZED)
+    );
     let mut read_socket = connect_url(&format!("ws://{addr}/parties/sync/r?token={reader}")).await;
     let mut write_socket = connect_url(&format!("ws://{addr}/parties/sync/r?token={writer}")).await;
-    let change = |value: u32| format!("\n[\"c{value}\",3,[[{{}}],[{{\"v\":[{value},\"NjEtLV-----67WE{value}\"]}}],1]]");
+    let change = |value: u32| {
+        format!("\n[\"c{value}\",3,[[{{}}],[{{\"v\":[{value},\"NjEtLV-----67WE{value}\"]}}],1]]")
+    };
     read_socket.send(&change(6)).await;
     read_socket.send("\n[\"h\",2,[1,2]]").await;
     // A request from the reader is relayed; the data it sent before never reaches the writer.
@@ -288,6 +350,9 @@ async fn a_read_token_on_a_sync_room_may_ask_but_its_data_is_dropped() {
             break;
         }
     }
-    assert_eq!(request(addr, "GET", &format!("/parties/sync/r/store?token={writer}"), "").await.body, "[{},{\"v\":2}]");
+    assert_eq!(
+        request(addr, "GET", &format!("/parties/sync/r/store?token={writer}"), "").await.body,
+        "[{},{\"v\":2}]"
+    );
     server.server.shutdown().await.unwrap();
 }

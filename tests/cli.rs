@@ -13,7 +13,12 @@ use common::*;
 
 fn partyd(dir: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(env!("CARGO_BIN_EXE_partyd"))
-        .args(["--config", dir.join("party.toml").to_str().unwrap(), "--data-dir", dir.join("data").to_str().unwrap()])
+        .args([
+            "--config",
+            dir.join("party.toml").to_str().unwrap(),
+            "--data-dir",
+            dir.join("data").to_str().unwrap(),
+        ])
         .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -34,12 +39,20 @@ async fn export_import_and_dump_round_trip_rooms_exactly() {
     let server = Partyd::spawn(source.path());
     let addr = server.addr;
     let bodies = [
-        ("main", "one", "/store", r#"[{"t":{"r":{"n":-0,"big":1E21,"s":"\u2028é\"","a":[1e400,{"k":null}]},"9":{"c":true}}},{"v":0.000001}]"#),
+        (
+            "main",
+            "one",
+            "/store",
+            r#"[{"t":{"r":{"n":-0,"big":1E21,"s":"\u2028é\"","a":[1e400,{"k":null}]},"9":{"c":true}}},{"v":0.000001}]"#,
+        ),
         ("main", "empty", "/store", "[{},{}]"),
         ("custom", "one", "/my_tinybase", "[{},{\"x\":\"\u{FFFC}\"}]"),
     ];
     for (party, room, store_path, body) in bodies {
-        assert_eq!(put(addr, &format!("/parties/{party}/{room}{store_path}"), body).await, StatusCode::CREATED);
+        assert_eq!(
+            put(addr, &format!("/parties/{party}/{room}{store_path}"), body).await,
+            StatusCode::CREATED
+        );
     }
     let originals: Vec<String> = {
         let mut all = Vec::new();
@@ -61,7 +74,10 @@ async fn export_import_and_dump_round_trip_rooms_exactly() {
     assert_eq!(text(&only_custom.stdout).lines().count(), 1);
     let dump = partyd(source.path(), &["dump", "main", "one"], "");
     let dumped: serde_json::Value = serde_json::from_slice(&dump.stdout).unwrap();
-    assert_eq!((dumped["party"].as_str(), dumped["room"].as_str(), dumped["kind"].as_str()), (Some("main"), Some("one"), Some("tinybase-persister")));
+    assert_eq!(
+        (dumped["party"].as_str(), dumped["room"].as_str(), dumped["kind"].as_str()),
+        (Some("main"), Some("one"), Some("tinybase-persister"))
+    );
     assert!(!partyd(source.path(), &["dump", "main", "nope"], "").status.success());
 
     let target = data_dir();
@@ -75,7 +91,11 @@ async fn export_import_and_dump_round_trip_rooms_exactly() {
 
     let server = Partyd::spawn(target.path());
     for ((party, room, store_path, _), original) in bodies.iter().zip(&originals) {
-        assert_eq!(&get_body(server.addr, &format!("/parties/{party}/{room}{store_path}")).await, original, "{party}/{room}");
+        assert_eq!(
+            &get_body(server.addr, &format!("/parties/{party}/{room}{store_path}")).await,
+            original,
+            "{party}/{room}"
+        );
     }
     assert!(server.terminate().success());
 }
@@ -128,7 +148,13 @@ async fn sync_rooms_export_and_import_with_their_stamps_and_hashes() {
     assert!(import.status.success(), "{}", text(&import.stderr));
     let server = Partyd::spawn_with(target.path(), toml, &[]);
     let imported = get_body(server.addr, "/parties/sync/r/store?format=mergeable").await;
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&imported).unwrap(), serde_json::from_str::<serde_json::Value>(&original).unwrap());
-    assert_eq!(get_body(server.addr, "/parties/sync/r/store").await, r#"[{"pets":{"fido":{"species":"dog"}}},{"open":true}]"#);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&imported).unwrap(),
+        serde_json::from_str::<serde_json::Value>(&original).unwrap()
+    );
+    assert_eq!(
+        get_body(server.addr, "/parties/sync/r/store").await,
+        r#"[{"pets":{"fido":{"species":"dog"}}},{"open":true}]"#
+    );
     assert!(server.terminate().success());
 }

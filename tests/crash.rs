@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use actix_web::http::StatusCode;
 use awc::ws::{Frame, Message};
 use futures_util::{SinkExt as _, StreamExt as _};
@@ -43,12 +42,17 @@ async fn everything_a_listener_saw_survives_sigkill() {
 
         let partyd = Partyd::spawn(dir.path());
         let addr = partyd.addr;
-        let stored: serde_json::Value = serde_json::from_str(&get_body(addr, &store).await).expect("stored JSON");
+        let stored: serde_json::Value =
+            serde_json::from_str(&get_body(addr, &store).await).expect("stored JSON");
         for frame in &seen {
-            let change: serde_json::Value = serde_json::from_str(frame.strip_prefix('s').expect("s frame")).unwrap();
+            let change: serde_json::Value =
+                serde_json::from_str(frame.strip_prefix('s').expect("s frame")).unwrap();
             for (table, rows) in change[0].as_object().unwrap() {
                 for (row, cells) in rows.as_object().unwrap() {
-                    assert_eq!(stored[0][table][row], *cells, "round {round}: {table}/{row} was broadcast but is not stored");
+                    assert_eq!(
+                        stored[0][table][row], *cells,
+                        "round {round}: {table}/{row} was broadcast but is not stored"
+                    );
                 }
             }
         }

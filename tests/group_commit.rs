@@ -14,7 +14,8 @@ use partyd::storage::Pacing;
 /// Group commits so far, from `/metrics`.
 async fn flushes(addr: SocketAddr) -> u64 {
     let metrics = request(addr, "GET", "/metrics", "").await.body;
-    let line = metrics.lines().find(|line| line.starts_with("partyd_flush_seconds_count")).expect("the flush count");
+    let line =
+        metrics.lines().find(|line| line.starts_with("partyd_flush_seconds_count")).expect("the flush count");
     line.rsplit(' ').next().unwrap().parse().expect("a count")
 }
 

@@ -31,7 +31,15 @@ async fn bad_bodies_answer_400_with_a_reason_and_never_touch_the_store() {
     let server = start(dir.path());
     let addr = server.addr;
     assert_eq!(put(addr, "/parties/main/r/store", "[{},{\"v\":1}]").await, StatusCode::CREATED);
-    for bad in ["", "nope", "[{},{}", "[{\"t\":5},{}]", "[{},{\"v\":1e999}]", "\u{feff}[{},{}]", "[{},{\"x\":\"\\ud800\"}]"] {
+    for bad in [
+        "",
+        "nope",
+        "[{},{}",
+        "[{\"t\":5},{}]",
+        "[{},{\"v\":1e999}]",
+        "\u{feff}[{},{}]",
+        "[{},{\"x\":\"\\ud800\"}]",
+    ] {
         let answer = request(addr, "PUT", "/parties/main/r/store", bad.to_owned()).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "PUT {bad:?}");
         assert!(!answer.body.is_empty(), "a 400 says why: {bad:?}");
@@ -92,7 +100,9 @@ async fn options_is_a_preflight_and_head_has_no_body() {
     let addr = server.addr;
     let options = request(addr, "OPTIONS", "/parties/main/r/store", "").await;
     assert_eq!(options.status, StatusCode::NO_CONTENT);
-    for name in ["access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers"] {
+    for name in
+        ["access-control-allow-origin", "access-control-allow-methods", "access-control-allow-headers"]
+    {
         assert_eq!(options.header(name), Some("*"), "{name}");
     }
     assert_eq!(put(addr, "/parties/main/r/store", "[{},{\"v\":1}]").await, StatusCode::CREATED);
@@ -126,12 +136,24 @@ async fn racing_puts_on_a_new_room_make_exactly_one_store() {
     let dir = data_dir();
     let server = start(dir.path());
     let addr = server.addr;
-    let puts = (0..8).map(|i| put(addr, "/parties/main/race/store", Box::leak(format!("[{{\"t\":{{\"r\":{{\"c\":{i},\"d\":{i}}}}}}},{{\"i\":{i}}}]").into_boxed_str())));
+    let puts = (0..8).map(|i| {
+        put(
+            addr,
+            "/parties/main/race/store",
+            Box::leak(
+                format!("[{{\"t\":{{\"r\":{{\"c\":{i},\"d\":{i}}}}}}},{{\"i\":{i}}}]").into_boxed_str(),
+            ),
+        )
+    });
     let statuses = futures_util::future::join_all(puts).await;
-    let winners: Vec<usize> = statuses.iter().enumerate().filter(|(_, s)| **s == StatusCode::CREATED).map(|(i, _)| i).collect();
+    let winners: Vec<usize> =
+        statuses.iter().enumerate().filter(|(_, s)| **s == StatusCode::CREATED).map(|(i, _)| i).collect();
     assert_eq!(winners.len(), 1, "{statuses:?}");
     assert!(statuses.iter().all(|s| *s == StatusCode::CREATED || *s == StatusCode::RESET_CONTENT));
     let i = winners[0];
-    assert_eq!(get_body(addr, "/parties/main/race/store").await, format!("[{{\"t\":{{\"r\":{{\"c\":{i},\"d\":{i}}}}}}},{{\"i\":{i}}}]"));
+    assert_eq!(
+        get_body(addr, "/parties/main/race/store").await,
+        format!("[{{\"t\":{{\"r\":{{\"c\":{i},\"d\":{i}}}}}}},{{\"i\":{i}}}]")
+    );
     server.server.shutdown().await.unwrap();
 }

@@ -32,17 +32,39 @@ async fn a_room_never_grows_over_max_room_bytes_and_the_sender_is_restored() {
     let server = server_with(dir.path(), |limits| limits.max_room_bytes = 200);
     let addr = server.addr;
     let big = format!("[{{}},{{\"v\":\"{}\"}}]", "x".repeat(300));
-    assert_eq!(request(addr, "PUT", "/parties/main/r/store", big).await.status, StatusCode::PAYLOAD_TOO_LARGE);
-    assert_eq!(put(addr, "/parties/main/r/store", "[{\"t\":{\"r\":{\"c\":\"small\"}}},{\"v\":1}]").await, StatusCode::CREATED);
+    assert_eq!(
+        request(addr, "PUT", "/parties/main/r/store", big).await.status,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        put(addr, "/parties/main/r/store", "[{\"t\":{\"r\":{\"c\":\"small\"}}},{\"v\":1}]").await,
+        StatusCode::CREATED
+    );
     let mut sender = connect(addr, "main", "r", "sender").await;
     let mut other = connect(addr, "main", "r", "other").await;
-    sender.send(&format!("s[{{\"t\":{{\"r\":{{\"c\":\"{}\",\"d\":1}}}}}},{{\"v\":2,\"w\":3}},1]", "y".repeat(300))).await;
-    assert_eq!(sender.next_text().await, "s[{\"t\":{\"r\":{\"c\":\"small\",\"d\":\"\u{FFFC}\"}}},{\"v\":1,\"w\":\"\u{FFFC}\"},1]", "the sender is put back");
+    sender
+        .send(&format!(
+            "s[{{\"t\":{{\"r\":{{\"c\":\"{}\",\"d\":1}}}}}},{{\"v\":2,\"w\":3}},1]",
+            "y".repeat(300)
+        ))
+        .await;
+    assert_eq!(
+        sender.next_text().await,
+        "s[{\"t\":{\"r\":{\"c\":\"small\",\"d\":\"\u{FFFC}\"}}},{\"v\":1,\"w\":\"\u{FFFC}\"},1]",
+        "the sender is put back"
+    );
     sender.barrier(&mut other).await;
     assert_eq!(other.inbox.len(), 1, "nothing was broadcast: {:?}", other.inbox);
-    assert_eq!(get_body(addr, "/parties/main/r/store").await, "[{\"t\":{\"r\":{\"c\":\"small\"}}},{\"v\":1}]");
+    assert_eq!(
+        get_body(addr, "/parties/main/r/store").await,
+        "[{\"t\":{\"r\":{\"c\":\"small\"}}},{\"v\":1}]"
+    );
     sender.send("s[{\"t\":\"\u{FFFC}\"},{\"v\":2},1]").await;
-    assert_eq!(other.next_text().await, "s[{\"t\":\"\u{FFFC}\"},{\"v\":2},1]", "changes within the limit pass");
+    assert_eq!(
+        other.next_text().await,
+        "s[{\"t\":\"\u{FFFC}\"},{\"v\":2},1]",
+        "changes within the limit pass"
+    );
     server.server.shutdown().await.unwrap();
 }
 
@@ -55,7 +77,11 @@ async fn a_full_room_answers_upgrades_503() {
     let first = connect_url(&url("a")).await;
     let mut second = connect_url(&url("b")).await;
     assert_eq!(upgrade(&url("c")).await, Err(StatusCode::SERVICE_UNAVAILABLE));
-    assert_eq!(upgrade(&format!("ws://{addr}/parties/main/other?_pk=c")).await, Ok(()), "other rooms are unaffected");
+    assert_eq!(
+        upgrade(&format!("ws://{addr}/parties/main/other?_pk=c")).await,
+        Ok(()),
+        "other rooms are unaffected"
+    );
     drop(first);
     // The socket that gets the freed place is kept: one opened and dropped to probe would hold
     // the place until the server sees it go.
@@ -80,10 +106,16 @@ async fn too_many_sockets_from_one_address_are_answered_429() {
     let addr = server.addr;
     let _a = connect(addr, "main", "r1", "a").await;
     let b = connect(addr, "main", "r2", "b").await;
-    assert_eq!(upgrade(&format!("ws://{addr}/parties/main/r3?_pk=c")).await, Err(StatusCode::TOO_MANY_REQUESTS));
+    assert_eq!(
+        upgrade(&format!("ws://{addr}/parties/main/r3?_pk=c")).await,
+        Err(StatusCode::TOO_MANY_REQUESTS)
+    );
     assert_eq!(upgrade(&format!("ws://{addr}/parties/custom/r3?_pk=c")).await, Ok(()), "counted per party");
     drop(b);
-    until("the address gets a place back", || async { upgrade(&format!("ws://{addr}/parties/main/r3?_pk=c")).await.is_ok() }).await;
+    until("the address gets a place back", || async {
+        upgrade(&format!("ws://{addr}/parties/main/r3?_pk=c")).await.is_ok()
+    })
+    .await;
     server.server.shutdown().await.unwrap();
 }
 
@@ -124,9 +156,15 @@ async fn new_rooms_over_max_live_rooms_are_answered_503_until_rooms_unload() {
     assert_eq!(put(addr, "/parties/main/r1/store", "[{},{}]").await, StatusCode::CREATED);
     let refused = request(addr, "GET", "/parties/main/r4/store", "").await;
     assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(upgrade(&format!("ws://{addr}/parties/main/r5?_pk=y")).await, Err(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(
+        upgrade(&format!("ws://{addr}/parties/main/r5?_pk=y")).await,
+        Err(StatusCode::SERVICE_UNAVAILABLE)
+    );
     assert_eq!(get_body(addr, "/parties/main/r1/store").await, "[{},{}]", "live rooms keep working");
     drop(r1);
-    until("idle rooms leave and make room", || async { request(addr, "GET", "/parties/main/r4/store", "").await.status == StatusCode::OK }).await;
+    until("idle rooms leave and make room", || async {
+        request(addr, "GET", "/parties/main/r4/store", "").await.status == StatusCode::OK
+    })
+    .await;
     server.server.shutdown().await.unwrap();
 }

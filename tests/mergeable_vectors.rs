@@ -39,7 +39,11 @@ fn hash_json() {
 fn hlc_json() {
     let file = vectors("hlc.json");
     for case in file["clientIds"].as_array().unwrap() {
-        assert_eq!(client_id(case["uniqueId"].as_str().unwrap()), case["clientId"].as_str().unwrap(), "{case}");
+        assert_eq!(
+            client_id(case["uniqueId"].as_str().unwrap()),
+            case["clientId"].as_str().unwrap(),
+            "{case}"
+        );
     }
     for case in file["encodes"].as_array().unwrap() {
         let (time, counter) = (case["time"].as_u64().unwrap(), case["counter"].as_u64().unwrap());
@@ -55,7 +59,9 @@ fn hlc_json() {
         for step in sequence["steps"].as_array().unwrap() {
             let now = step["now"].as_u64().unwrap();
             match step["op"].as_str().unwrap() {
-                "next" => assert_eq!(clock.next(now), step["hlc"].as_str().unwrap(), "{}: {step}", sequence["name"]),
+                "next" => {
+                    assert_eq!(clock.next(now), step["hlc"].as_str().unwrap(), "{}: {step}", sequence["name"])
+                }
                 "seen" => clock.seen(step["hlc"].as_str(), now),
                 other => panic!("unknown op {other}"),
             }
@@ -99,7 +105,12 @@ fn apply_json() {
         let mut store = MergeableStore::new("loader");
         store.merge(&decoded(&case["input"]), Mode::Content, now).unwrap();
         assert_eq!(store.encoded_content(), js_text(&case["contentAfter"]));
-        let hashes = case["contentHashes"].as_array().unwrap().iter().map(|h| h.as_u64().unwrap() as u32).collect::<Vec<_>>();
+        let hashes = case["contentHashes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h.as_u64().unwrap() as u32)
+            .collect::<Vec<_>>();
         assert_eq!(store.content_hashes().to_vec(), hashes);
     }
 }
@@ -114,7 +125,9 @@ fn merges_json() {
         let name = pair["name"].as_str().unwrap();
         let now = ["a", "b"]
             .iter()
-            .flat_map(|side| pair[side]["steps"].as_array().unwrap().iter().map(|step| step["now"].as_u64().unwrap()))
+            .flat_map(|side| {
+                pair[side]["steps"].as_array().unwrap().iter().map(|step| step["now"].as_u64().unwrap())
+            })
             .max()
             .unwrap();
         let load = |side: &str| {
@@ -214,17 +227,40 @@ fn stores_json() {
                 "delCell" => store.set_cell(arg(1), arg(2), arg(3), JsValue::Undefined, now),
                 "setValue" if primitive => store.set_value(arg(1), value, now),
                 "delValue" => store.set_value(arg(1), JsValue::Undefined, now),
-                _ => store.merge(&decoded(&step["changes"]), Mode::Changes, now).expect("recorded changes apply"),
+                _ => store
+                    .merge(&decoded(&step["changes"]), Mode::Changes, now)
+                    .expect("recorded changes apply"),
             };
             let at = format!("{name} step {i} {}", arg(0));
-            assert_eq!(text(&store.transaction_changes(&touched, false)), js_text(&step["changes"]), "{at}: changes");
-            assert_eq!(text(&store.transaction_changes(&touched, true)), js_text(&step["changesWithHashes"]), "{at}: with hashes");
-            let hashes: Vec<u32> = step["contentHashes"].as_array().unwrap().iter().map(|h| h.as_u64().unwrap() as u32).collect();
+            assert_eq!(
+                text(&store.transaction_changes(&touched, false)),
+                js_text(&step["changes"]),
+                "{at}: changes"
+            );
+            assert_eq!(
+                text(&store.transaction_changes(&touched, true)),
+                js_text(&step["changesWithHashes"]),
+                "{at}: with hashes"
+            );
+            let hashes: Vec<u32> = step["contentHashes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|h| h.as_u64().unwrap() as u32)
+                .collect();
             assert_eq!(store.content_hashes().to_vec(), hashes, "{at}: content hashes");
         }
         assert_eq!(store.encoded_content(), js_text(&scenario["final"]["encodedContent"]), "{name}: final");
-        assert_eq!(text(&store.table_hashes()), js_text(&scenario["final"]["tableHashes"]), "{name}: table hashes");
-        assert_eq!(text(&store.value_hashes()), js_text(&scenario["final"]["valueHashes"]), "{name}: value hashes");
+        assert_eq!(
+            text(&store.table_hashes()),
+            js_text(&scenario["final"]["tableHashes"]),
+            "{name}: table hashes"
+        );
+        assert_eq!(
+            text(&store.value_hashes()),
+            js_text(&scenario["final"]["valueHashes"]),
+            "{name}: value hashes"
+        );
     }
 }
 
@@ -261,7 +297,12 @@ fn values_json() {
     let JsValue::Array(objects) = field(&file, "objects") else { panic!() };
     for case in &objects {
         let stored = field(case, "stored");
-        assert_eq!(leaf_hash(&stored, &string(field(case, "hlc"))), number(field(case, "hash")), "{}", string(field(case, "name")));
+        assert_eq!(
+            leaf_hash(&stored, &string(field(case, "hlc"))),
+            number(field(case, "hash")),
+            "{}",
+            string(field(case, "name"))
+        );
     }
 }
 
@@ -275,8 +316,10 @@ fn every_message_in_the_relay_and_persistence_transcripts_is_valid() {
         for event in file["events"].as_array().unwrap() {
             for direction in ["in", "out"] {
                 let Some(frame) = event[direction].as_str() else { continue };
-                let (_, remainder) = frame.split_once('\n').expect("legacy framing: prefix, newline, message");
-                let message = parse(remainder, true).unwrap_or_else(|error| panic!("{name}: {error}: {remainder}"));
+                let (_, remainder) =
+                    frame.split_once('\n').expect("legacy framing: prefix, newline, message");
+                let message =
+                    parse(remainder, true).unwrap_or_else(|error| panic!("{name}: {error}: {remainder}"));
                 if let Err(error) = validate(&message) {
                     panic!("{name}: {error}: {remainder}");
                 }
@@ -298,14 +341,20 @@ fn the_messages_that_ws_errors_shows_closed_with_1007_are_invalid_and_the_others
         let Some(frame) = event["in"].as_str() else { continue };
         let next = events[i + 1..].iter().find(|later| later["conn"] == event["conn"]);
         let closed_invalid = next.is_some_and(|next| next["code"] == 1007 && next["reason"] == "tinybase:14");
-        let fragment_or_multiplexed = frame.split('\n').nth(1).is_some_and(|second| second.len() == 16 && !second.starts_with('[')) || frame.starts_with("M\n");
+        let fragment_or_multiplexed =
+            frame.split('\n').nth(1).is_some_and(|second| second.len() == 16 && !second.starts_with('['))
+                || frame.starts_with("M\n");
         if fragment_or_multiplexed {
             continue;
         }
         let parsed = frame.split_once('\n').and_then(|(_, remainder)| parse(remainder, true).ok());
         let is_valid = parsed.as_ref().is_some_and(|message| validate(message).is_ok());
         assert_eq!(is_valid, !closed_invalid, "{frame:?}");
-        if closed_invalid { invalid += 1 } else { valid += 1 }
+        if closed_invalid {
+            invalid += 1
+        } else {
+            valid += 1
+        }
     }
     assert!(invalid >= 8 && valid >= 3, "{invalid} invalid, {valid} valid");
 }
@@ -397,7 +446,10 @@ fn the_participant_starts_up_with_or_without_answers() {
     let answer = decode(&format!("[\"{}\",0,[{tables},{values}]]", ask.request_id.unwrap())).unwrap();
     let reaction = participant.receive("client", &answer, now);
     let request = decode(&reaction.sends[0].remainder).unwrap();
-    assert_eq!((request.kind, &reaction.sends[0].to), (MessageType::GetValueDiff, &Target::Client("client".into())));
+    assert_eq!(
+        (request.kind, &reaction.sends[0].to),
+        (MessageType::GetValueDiff, &Target::Client("client".into()))
+    );
     let mut diff = String::new();
     partyd::protocol::json::write_wire(&client.value_diff(&request.body), &mut diff);
     let answer = decode(&format!("[\"{}\",0,{diff}]", request.request_id.unwrap())).unwrap();

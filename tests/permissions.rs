@@ -33,12 +33,19 @@ async fn refused_parts_are_restored_on_the_sender_only() {
     let initial = r#"[{"config":{"theme":{"color":"blue"}},"log":{"e1":{"msg":"start"}},"todos":{"t1":{"text":"a","done":false,"bad":1}}},{"version":1,"open":true,"extra":2}]"#;
     assert_eq!(put(addr, "/parties/main/p/store", initial).await, StatusCode::CREATED);
     let stored = r#"[{"config":{"theme":{"color":"blue"}},"log":{"e1":{"msg":"start"}},"todos":{"t1":{"done":false,"text":"a"}}},{"open":true,"version":1}]"#;
-    assert_eq!(get_body(addr, "/parties/main/p/store").await, stored, "the PUT may fill read-only parts; the schema applies");
+    assert_eq!(
+        get_body(addr, "/parties/main/p/store").await,
+        stored,
+        "the PUT may fill read-only parts; the schema applies"
+    );
 
     let mut sender = connect(addr, "main", "p", "sender").await;
     let mut other = connect(addr, "main", "p", "other").await;
     sender.send("s[{\"config\":\"\u{FFFC}\",\"log\":{\"e1\":\"\u{FFFC}\",\"e2\":{\"msg\":\"more\"}},\"todos\":{\"t1\":{\"done\":\"yes\",\"text\":\"b\"}}},{\"version\":2,\"open\":false},1]").await;
-    assert_eq!(other.next_text().await, "s[{\"log\":{\"e2\":{\"msg\":\"more\"}},\"todos\":{\"t1\":{\"text\":\"b\"}}},{\"open\":false},1]");
+    assert_eq!(
+        other.next_text().await,
+        "s[{\"log\":{\"e2\":{\"msg\":\"more\"}},\"todos\":{\"t1\":{\"text\":\"b\"}}},{\"open\":false},1]"
+    );
     assert_eq!(
         sender.next_text().await,
         "s[{\"config\":{\"theme\":{\"color\":\"blue\"}},\"log\":{\"e1\":{\"msg\":\"start\"}},\"todos\":{\"t1\":{\"done\":false}}},{\"version\":1},1]",
@@ -58,7 +65,8 @@ fn bad_permission_config_names_the_key() {
     let text = "[parties.main]\nkind = \"tinybase-persister\"\n[parties.main.schema.tables.todos]\ntext = \"text\"\n";
     let message = Config::from_toml_str(text, std::path::Path::new("perm.toml")).unwrap_err().to_string();
     assert!(message.contains("parties.main.schema.tables.todos.text"), "{message}");
-    let text = "[parties.main]\nkind = \"tinybase-persister\"\n[parties.main.permissions]\nread_only = [\"x\"]\n";
+    let text =
+        "[parties.main]\nkind = \"tinybase-persister\"\n[parties.main.permissions]\nread_only = [\"x\"]\n";
     let message = Config::from_toml_str(text, std::path::Path::new("perm.toml")).unwrap_err().to_string();
     assert!(message.contains("read_only"), "{message}");
 }

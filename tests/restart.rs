@@ -16,10 +16,14 @@ async fn a_graceful_restart_keeps_every_store_byte_for_byte() {
     let content = r#"[{"pets":{"fido":{"species":"dog","legs":4},"felix":{"species":"cat"}},"9":{"1":{"x":[1,{"y":null}]}}},{"open":true,"price":1.5,"é":"\u2028"}]"#;
     assert_eq!(put(addr, "/parties/main/kept/store", content).await, StatusCode::CREATED);
     assert_eq!(put(addr, "/parties/custom/kept/my_tinybase", "[{},{}]").await, StatusCode::CREATED);
-    assert_eq!(put(addr, "/parties/main/flagged/store", "[{\"t\":{\"r\":{\"c\":1}}},{}]").await, StatusCode::CREATED);
+    assert_eq!(
+        put(addr, "/parties/main/flagged/store", "[{\"t\":{\"r\":{\"c\":1}}},{}]").await,
+        StatusCode::CREATED
+    );
     let mut a = connect(addr, "main", "kept", "a").await;
     let mut b = connect(addr, "main", "kept", "b").await;
-    a.send("s[{\"pets\":{\"felix\":\"\u{FFFC}\",\"rex\":{\"legs\":3}}},{\"price\":-0,\"new\":\"v\"},1]").await;
+    a.send("s[{\"pets\":{\"felix\":\"\u{FFFC}\",\"rex\":{\"legs\":3}}},{\"price\":-0,\"new\":\"v\"},1]")
+        .await;
     b.next_text().await;
     let mut c = connect(addr, "main", "flagged", "c").await;
     let mut d = connect(addr, "main", "flagged", "d").await;
@@ -46,7 +50,11 @@ async fn a_graceful_restart_keeps_every_store_byte_for_byte() {
         get_body(addr, "/parties/main/flagged/store").await,
     );
     assert_eq!(after, before);
-    assert_eq!(put(addr, "/parties/main/flagged/store", "[{},{}]").await, StatusCode::RESET_CONTENT, "the store flag survived");
+    assert_eq!(
+        put(addr, "/parties/main/flagged/store", "[{},{}]").await,
+        StatusCode::RESET_CONTENT,
+        "the store flag survived"
+    );
     assert_eq!(get_body(addr, "/parties/main/never/store").await, "");
     assert!(partyd.terminate().success());
 }
@@ -57,13 +65,17 @@ async fn a_big_room_comes_back_from_its_image_and_a_later_change_replaces_the_im
     let config = "[parties.main]\nkind = \"tinybase-persister\"\n";
     let debug_log = [("RUST_LOG", "info,partyd=debug")];
     let partyd = Partyd::spawn_with(dir.path(), config, &debug_log);
-    let rows: Vec<String> = (0..2000).map(|i| format!("\"row{i}\":{{\"text\":\"row number {i}\",\"n\":{i}}}")).collect();
+    let rows: Vec<String> =
+        (0..2000).map(|i| format!("\"row{i}\":{{\"text\":\"row number {i}\",\"n\":{i}}}")).collect();
     let content = format!("[{{\"t\":{{{}}}}},{{\"open\":true}}]", rows.join(","));
     assert_eq!(put(partyd.addr, "/parties/main/big/store", &content).await, StatusCode::CREATED);
     let before = get_body(partyd.addr, "/parties/main/big/store").await;
     let log = partyd.log.clone();
     assert!(partyd.terminate().success());
-    assert!(log.lock().unwrap().iter().any(|line| line.contains("room image saved")), "the stopping room saved its image");
+    assert!(
+        log.lock().unwrap().iter().any(|line| line.contains("room image saved")),
+        "the stopping room saved its image"
+    );
 
     let partyd = Partyd::spawn_with(dir.path(), config, &debug_log);
     assert_eq!(get_body(partyd.addr, "/parties/main/big/store").await, before);
@@ -72,7 +84,11 @@ async fn a_big_room_comes_back_from_its_image_and_a_later_change_replaces_the_im
     a.send("s[{\"t\":{\"row7\":{\"text\":\"changed\"},\"row8\":\"\u{FFFC}\"}},{},1]").await;
     b.next_text().await;
     let changed = get_body(partyd.addr, "/parties/main/big/store").await;
-    assert!(changed.contains("\"row7\":{\"n\":7,\"text\":\"changed\"}") && !changed.contains("\"row8\""), "{}", &changed[..200]);
+    assert!(
+        changed.contains("\"row7\":{\"n\":7,\"text\":\"changed\"}") && !changed.contains("\"row8\""),
+        "{}",
+        &changed[..200]
+    );
     // Killed: no image is saved on the way out, so the next load must not find the old one.
     partyd.kill();
     let partyd = Partyd::spawn_with(dir.path(), config, &debug_log);
@@ -85,7 +101,13 @@ async fn a_second_server_on_a_held_data_dir_refuses_to_start_and_says_why() {
     let dir = data_dir();
     let first = Partyd::spawn(dir.path());
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_partyd"))
-        .args(["--config", dir.path().join("party.toml").to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--config",
+            dir.path().join("party.toml").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path().join("data"))
         .output()
         .unwrap();
@@ -99,7 +121,8 @@ async fn a_second_server_on_a_held_data_dir_refuses_to_start_and_says_why() {
 fn a_bad_config_stops_startup_naming_the_key_and_the_file() {
     let dir = data_dir();
     let config = dir.path().join("bad.toml");
-    std::fs::write(&config, "[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"no-slash\"\n").unwrap();
+    std::fs::write(&config, "[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"no-slash\"\n")
+        .unwrap();
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_partyd"))
         .args(["--config", config.to_str().unwrap(), "--data-dir"])
         .arg(dir.path().join("data"))

@@ -10,7 +10,10 @@ use std::time::Duration;
 use actix_web::http::StatusCode;
 use common::*;
 use partyd::config::Config;
-use partyd::storage::{DurableTicket, EntryWrite, FlushObserver, FlushStats, RoomEntries, RoomPath, SledStorage, Storage, StorageError, StoredRoom};
+use partyd::storage::{
+    DurableTicket, EntryWrite, FlushObserver, FlushStats, RoomEntries, RoomPath, SledStorage, Storage,
+    StorageError, StoredRoom,
+};
 
 /// Real storage whose writes fail while `failing` is set.
 struct Flaky {
@@ -22,7 +25,12 @@ impl Storage for Flaky {
     fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError> {
         self.inner.load_room(room)
     }
-    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError> {
+    fn write(
+        &self,
+        room: RoomPath<'_>,
+        writes: Vec<EntryWrite>,
+        stored_bytes: u64,
+    ) -> Result<(), StorageError> {
         if self.failing.load(Ordering::SeqCst) {
             return Err(StorageError::Io("injected failure".into()));
         }
@@ -37,7 +45,13 @@ impl Storage for Flaky {
     fn flush(&self) -> Result<(), StorageError> {
         self.inner.flush()
     }
-    fn list_rooms(&self, party: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredRoom>, StorageError> {
+    fn list_rooms(
+        &self,
+        party: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRoom>, StorageError> {
         self.inner.list_rooms(party, prefix, after, limit)
     }
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError> {
@@ -55,7 +69,8 @@ impl Storage for Flaky {
 async fn a_failed_write_closes_the_rooms_sockets_with_1011_and_reloads_it() {
     let dir = data_dir();
     let config = Config::conformance(dir.path().to_path_buf());
-    let flaky = Arc::new(Flaky { inner: SledStorage::open(dir.path()).unwrap(), failing: AtomicBool::new(false) });
+    let flaky =
+        Arc::new(Flaky { inner: SledStorage::open(dir.path()).unwrap(), failing: AtomicBool::new(false) });
     let server = partyd::start(config, flaky.clone()).unwrap();
     let addr = server.addr();
     assert_eq!(put(addr, "/parties/main/r/store", "[{},{\"v\":1}]").await, StatusCode::CREATED);
@@ -70,7 +85,11 @@ async fn a_failed_write_closes_the_rooms_sockets_with_1011_and_reloads_it() {
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
 
     flaky.failing.store(false, Ordering::SeqCst);
-    assert_eq!(get_body(addr, "/parties/main/r/store").await, "[{},{\"v\":1}]", "the room was reloaded from disk");
+    assert_eq!(
+        get_body(addr, "/parties/main/r/store").await,
+        "[{},{\"v\":1}]",
+        "the room was reloaded from disk"
+    );
     assert_eq!(get_body(addr, "/parties/main/other/store").await, "", "the failed PUT left no store");
     assert_eq!(put(addr, "/parties/main/other/store", "[{},{}]").await, StatusCode::CREATED);
     let mut c = connect(addr, "main", "r", "c").await;

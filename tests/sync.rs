@@ -61,11 +61,20 @@ async fn the_first_client_gets_the_start_up_exchange_and_s_answers_requests() {
     assert_eq!(id, "q.1");
     assert_ne!(hashes, "[0,0]");
     a.send("S\n[\"q.2\",4,{}]").await;
-    assert_eq!(a.next_text().await, r#"S
-["q.2",0,[[{"pets":[{"fido":[{"species":["dog","NjEtLV-----67WEb"]}]}]}],{}]]"#);
-    assert_eq!(get_body(server.addr, "/parties/sync/room/store").await, r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#);
+    assert_eq!(
+        a.next_text().await,
+        r#"S
+["q.2",0,[[{"pets":[{"fido":[{"species":["dog","NjEtLV-----67WEb"]}]}]}],{}]]"#
+    );
+    assert_eq!(
+        get_body(server.addr, "/parties/sync/room/store").await,
+        r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#
+    );
     let mergeable = get_body(server.addr, "/parties/sync/room/store?format=mergeable").await;
-    assert!(mergeable.starts_with(r#"[[{"pets":[{"fido":[{"species":["dog","NjEtLV-----67WEb","#), "{mergeable}");
+    assert!(
+        mergeable.starts_with(r#"[[{"pets":[{"fido":[{"species":["dog","NjEtLV-----67WEb","#),
+        "{mergeable}"
+    );
     server.server.shutdown().await.unwrap();
 }
 
@@ -109,7 +118,8 @@ async fn fragments_are_reassembled_for_s_and_relayed_as_the_original_pieces() {
         assert!(frame.ends_with(&format!("\nabcdefghijklmnop\n{i}\n{}\n{piece}", pieces.len())), "{frame}");
     }
     until("S merged the reassembled message", || async {
-        get_body(server.addr, "/parties/sync/room/store").await == r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#
+        get_body(server.addr, "/parties/sync/room/store").await
+            == r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#
     })
     .await;
     // Too many pieces closes with 1013.
@@ -156,7 +166,10 @@ async fn bad_frames_close_the_sender_with_1007_and_the_room_goes_on() {
     let mut tiny = connect_url(&format!("ws://{}/parties/tiny/room", server.addr)).await;
     tiny.send(&format!("\n[\"{}\",1,\"\"]", "x".repeat(2000))).await;
     assert_eq!(tiny.closed().await, Ended::Closed(Some(1009)));
-    assert_eq!(get_body(server.addr, "/parties/sync/room/store").await, r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#);
+    assert_eq!(
+        get_body(server.addr, "/parties/sync/room/store").await,
+        r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#
+    );
     server.server.shutdown().await.unwrap();
 }
 
@@ -176,13 +189,22 @@ async fn put_is_refused_and_what_was_merged_survives_a_restart_and_a_kill() {
     // Relayed only once durable: what b has seen survives a SIGKILL.
     while !b.next_text().await.contains("open") {}
     let before = get_body(partyd.addr, "/parties/sync/room/store?format=mergeable").await;
-    assert!(before.contains("\"gone\":[\"\u{FFFC}\",\"NjEtLV-----67WEd\","), "the tombstone is kept: {before}");
+    assert!(
+        before.contains("\"gone\":[\"\u{FFFC}\",\"NjEtLV-----67WEd\","),
+        "the tombstone is kept: {before}"
+    );
     partyd.kill();
     let partyd = common::process::Partyd::spawn_with(dir.path(), SYNC_TOML, &[]);
     // Children come back in key order (as from TinyBase's storage); stamps and hashes are equal.
     let json = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
-    assert_eq!(json(&get_body(partyd.addr, "/parties/sync/room/store?format=mergeable").await), json(&before));
-    assert_eq!(get_body(partyd.addr, "/parties/sync/room/store").await, r#"[{"pets":{"fido":{"species":"dog"}}},{"open":true}]"#);
+    assert_eq!(
+        json(&get_body(partyd.addr, "/parties/sync/room/store?format=mergeable").await),
+        json(&before)
+    );
+    assert_eq!(
+        get_body(partyd.addr, "/parties/sync/room/store").await,
+        r#"[{"pets":{"fido":{"species":"dog"}}},{"open":true}]"#
+    );
     assert!(partyd.terminate().success());
 }
 
@@ -196,7 +218,10 @@ async fn the_admin_api_shows_deletes_and_refuses_server_writes_for_sync_rooms() 
     let admin = |method: &'static str, path: &'static str| async move {
         let client = awc::Client::default();
         let mut response = client
-            .request(awc::http::Method::from_bytes(method.as_bytes()).unwrap(), format!("http://{addr}{path}"))
+            .request(
+                awc::http::Method::from_bytes(method.as_bytes()).unwrap(),
+                format!("http://{addr}{path}"),
+            )
             .insert_header(("Authorization", "Bearer admin-token"))
             .send_body("[{},{\"v\":1},1]")
             .await
@@ -212,9 +237,13 @@ async fn the_admin_api_shows_deletes_and_refuses_server_writes_for_sync_rooms() 
     let dump: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(dump["content"], serde_json::json!([{"pets": {"fido": {"species": "dog"}}}, {}]));
     assert_eq!(dump["kind"], "tinybase-sync");
-    let keys: Vec<&str> = dump["entries"].as_array().unwrap().iter().map(|entry| entry[0].as_str().unwrap()).collect();
+    let keys: Vec<&str> =
+        dump["entries"].as_array().unwrap().iter().map(|entry| entry[0].as_str().unwrap()).collect();
     assert_eq!(keys, ["t", "t\"pets\"", "t\"pets\",\"fido\"", "t\"pets\",\"fido\",\"species\"", "v"]);
-    assert_eq!(admin("POST", "/_partyd/parties/sync/rooms/room/changes").await.0, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(
+        admin("POST", "/_partyd/parties/sync/rooms/room/changes").await.0,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
     assert_eq!(admin("DELETE", "/_partyd/parties/sync/rooms/room").await.0, StatusCode::OK);
     assert_eq!(a.closed().await, Ended::Closed(Some(4000)));
     assert_eq!(get_body(addr, "/parties/sync/room/store").await, "[{},{}]");
@@ -228,11 +257,17 @@ async fn changes_that_would_outgrow_max_room_bytes_are_neither_merged_nor_relaye
     let mut a = connect_url(&format!("ws://{}/parties/small/room", server.addr)).await;
     from_server(&a.next_text().await, 1);
     let mut b = connect_url(&format!("ws://{}/parties/small/room", server.addr)).await;
-    let big = format!("[\"big\",3,[[{{\"t\":[{{\"r\":[{{\"c\":[\"{}\",\"NjEtLV-----67WEb\"]}}]}}]}}],[{{}}],1]]", "x".repeat(500));
+    let big = format!(
+        "[\"big\",3,[[{{\"t\":[{{\"r\":[{{\"c\":[\"{}\",\"NjEtLV-----67WEb\"]}}]}}]}}],[{{}}],1]]",
+        "x".repeat(500)
+    );
     a.send(&format!("\n{big}")).await;
     a.send(&format!("\n{CELL}")).await;
     // The small change after it arrives; the big one never does.
     assert_eq!(next_relayed(&mut b).await.split_once('\n').unwrap().1, CELL);
-    assert_eq!(get_body(server.addr, "/parties/small/room/store").await, r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#);
+    assert_eq!(
+        get_body(server.addr, "/parties/small/room/store").await,
+        r#"[{"pets":{"fido":{"species":"dog"}}},{}]"#
+    );
     server.server.shutdown().await.unwrap();
 }

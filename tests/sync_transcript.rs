@@ -59,7 +59,8 @@ fn request_id(remainder: &str) -> Option<&str> {
 /// Compares a frame partyd sent with the recorded one, learning the ids it uses.
 fn compare(ids: &mut Ids, recorded: &str, actual: &str, at: usize) {
     let (recorded_from, recorded_rest) = recorded.split_once('\n').unwrap();
-    let (actual_from, actual_rest) = actual.split_once('\n').unwrap_or_else(|| panic!("event {at}: {actual:?}"));
+    let (actual_from, actual_rest) =
+        actual.split_once('\n').unwrap_or_else(|| panic!("event {at}: {actual:?}"));
     if recorded_from.is_empty() || recorded_from == "S" {
         assert_eq!(actual_from, recorded_from, "event {at}: sender");
     } else {
@@ -67,14 +68,22 @@ fn compare(ids: &mut Ids, recorded: &str, actual: &str, at: usize) {
     }
     match (request_id(recorded_rest), request_id(actual_rest)) {
         (Some(recorded_id), Some(actual_id)) => {
-            let split = |id: &str| id.split_once('.').map_or((id.to_owned(), None), |(tx, req)| (tx.to_owned(), Some(req.to_owned())));
-            let ((recorded_tx, recorded_req), (actual_tx, actual_req)) = (split(recorded_id), split(actual_id));
+            let split = |id: &str| {
+                id.split_once('.')
+                    .map_or((id.to_owned(), None), |(tx, req)| (tx.to_owned(), Some(req.to_owned())))
+            };
+            let ((recorded_tx, recorded_req), (actual_tx, actual_req)) =
+                (split(recorded_id), split(actual_id));
             ids.pair(&recorded_tx, &actual_tx, &format!("event {at}: transaction id"));
             assert_eq!(recorded_req.is_some(), actual_req.is_some(), "event {at}: {recorded} vs {actual}");
             if let (Some(recorded_req), Some(actual_req)) = (recorded_req, actual_req) {
                 ids.pair(&recorded_req, &actual_req, &format!("event {at}: request id"));
             }
-            assert_eq!(&actual_rest[actual_id.len() + 3..], &recorded_rest[recorded_id.len() + 3..], "event {at}: {recorded} vs {actual}");
+            assert_eq!(
+                &actual_rest[actual_id.len() + 3..],
+                &recorded_rest[recorded_id.len() + 3..],
+                "event {at}: {recorded} vs {actual}"
+            );
         }
         _ => assert_eq!(actual_rest, recorded_rest, "event {at}"),
     }
@@ -95,20 +104,30 @@ async fn admin_entries(addr: std::net::SocketAddr, room: &str) -> Value {
         return Value::Object(Default::default());
     }
     let body: Value = serde_json::from_slice(&response.body().await.unwrap()).unwrap();
-    let entries = body["entries"].as_array().unwrap().iter().map(|entry| (entry[0].as_str().unwrap().to_owned(), entry[1].clone()));
+    let entries = body["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| (entry[0].as_str().unwrap().to_owned(), entry[1].clone()));
     Value::Object(entries.collect())
 }
 
 /// A snapshot without the empty roots TinyBase saves before anything else.
 fn without_empty_roots(entries: &Value) -> Value {
     let empty = serde_json::json!([0, "", 0]);
-    let kept = entries.as_object().unwrap().iter().filter(|(_, value)| **value != empty).map(|(k, v)| (k.clone(), v.clone()));
+    let kept = entries
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, value)| **value != empty)
+        .map(|(k, v)| (k.clone(), v.clone()));
     Value::Object(kept.collect())
 }
 
 #[actix_web::test]
 async fn the_persistence_transcript_replays_frame_for_frame() {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/vectors/transcripts/ws-persist.json");
+    let path =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/vectors/transcripts/ws-persist.json");
     let transcript: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let dir = data_dir();
     let text = "[server]\nidle_unload_seconds = 1\n\n[parties.sync]\nkind = \"tinybase-sync\"\n";
@@ -145,7 +164,9 @@ async fn the_persistence_transcript_replays_frame_for_frame() {
                 let expected = expected.clone();
                 async move {
                     let actual = admin_entries(addr, "room1").await;
-                    actual == expected || (actual.as_object().unwrap().is_empty() && without_empty_roots(&expected).as_object().unwrap().is_empty())
+                    actual == expected
+                        || (actual.as_object().unwrap().is_empty()
+                            && without_empty_roots(&expected).as_object().unwrap().is_empty())
                 }
             })
             .await;

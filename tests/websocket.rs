@@ -38,7 +38,11 @@ async fn each_socket_sharing_an_id_keeps_its_membership_until_it_closes() {
     let mut other = connect(addr, "main", "room", "other").await;
     drop(old);
     other.send("s[{},{\"after\":1},1]").await;
-    assert_eq!(newer.next_text().await, "s[{},{\"after\":1},1]", "the newer socket still receives after the older one went");
+    assert_eq!(
+        newer.next_text().await,
+        "s[{},{\"after\":1},1]",
+        "the newer socket still receives after the older one went"
+    );
     let older_again = connect(addr, "main", "room", "same").await;
     drop(newer);
     let mut older_again = older_again;
@@ -61,7 +65,9 @@ async fn changes_before_a_store_exists_are_ignored_and_rooms_are_isolated() {
     // ignored) the early change, or the PUT could overtake it.
     until("the early change is ignored", || async {
         let metrics = request(addr, "GET", "/metrics", "").await.body;
-        metrics.lines().any(|line| line == "partyd_changes_total{outcome=\"ignored\",party=\"main\",reason=\"no_store\"} 1")
+        metrics.lines().any(|line| {
+            line == "partyd_changes_total{outcome=\"ignored\",party=\"main\",reason=\"no_store\"} 1"
+        })
     })
     .await;
     assert_eq!(put(addr, "/parties/main/one/store", "[{},{}]").await, StatusCode::CREATED);
@@ -86,10 +92,22 @@ async fn garbage_is_ignored_and_the_socket_stays_usable() {
     let dir = data_dir();
     let server = start(dir.path());
     let addr = server.addr;
-    assert_eq!(put(addr, "/parties/main/g/store", "[{\"t\":{\"r\":{\"c\":0}}},{}]").await, StatusCode::CREATED);
+    assert_eq!(
+        put(addr, "/parties/main/g/store", "[{\"t\":{\"r\":{\"c\":0}}},{}]").await,
+        StatusCode::CREATED
+    );
     let mut a = connect(addr, "main", "g", "a").await;
     let mut b = connect(addr, "main", "g", "b").await;
-    for frame in ["", "s", "x", "snull", "s[{},{\"v\":1},2]", "s[{\"t\":[1]},{},1]", "s[{},{\"v\":1e400},1]", "s[{},{\"v\":\"\\udc00\"},1]"] {
+    for frame in [
+        "",
+        "s",
+        "x",
+        "snull",
+        "s[{},{\"v\":1},2]",
+        "s[{\"t\":[1]},{},1]",
+        "s[{},{\"v\":1e400},1]",
+        "s[{},{\"v\":\"\\udc00\"},1]",
+    ] {
         a.send(frame).await;
     }
     a.send_binary(b"s[{},{\"v\":\"binary\"},1]").await;
@@ -169,7 +187,8 @@ async fn sub_paths_and_extra_query_parameters_join_the_room() {
     let server = start(dir.path());
     let addr = server.addr;
     assert_eq!(put(addr, "/parties/main/q%41/store", "[{},{}]").await, StatusCode::CREATED);
-    let mut deep = connect_url(&format!("ws://{addr}/parties/main/q%41/sub/path?_pk=deep&token=abc&x=1")).await;
+    let mut deep =
+        connect_url(&format!("ws://{addr}/parties/main/q%41/sub/path?_pk=deep&token=abc&x=1")).await;
     let mut no_id = connect_url(&format!("ws://{addr}/parties/main/q%41")).await;
     let mut plain_a = connect(addr, "main", "qA", "a").await;
     no_id.send("s[{},{\"v\":1},1]").await;
@@ -207,11 +226,18 @@ async fn bursts_from_two_senders_reach_every_other_socket_whole_and_in_order() {
             let text = receiver.next_text().await;
             let sender = usize::from(text.starts_with("s[{\"t\":{\"b\""));
             let name = ["a", "b"][sender];
-            assert_eq!(text, format!("s[{{\"t\":{{\"{name}\":{{\"n\":{}}}}}}},{{}},1]", next[sender]), "in order, whole");
+            assert_eq!(
+                text,
+                format!("s[{{\"t\":{{\"{name}\":{{\"n\":{}}}}}}},{{}},1]", next[sender]),
+                "in order, whole"
+            );
             next[sender] += 1;
         }
     }
     let stored = get_body(addr, "/parties/main/room/store").await;
-    assert_eq!(stored, format!("[{{\"t\":{{\"a\":{{\"n\":{last}}},\"b\":{{\"n\":{last}}}}}}},{{}}]", last = EACH - 1));
+    assert_eq!(
+        stored,
+        format!("[{{\"t\":{{\"a\":{{\"n\":{last}}},\"b\":{{\"n\":{last}}}}}}},{{}}]", last = EACH - 1)
+    );
     server.server.shutdown().await.unwrap();
 }

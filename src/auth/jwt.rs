@@ -35,7 +35,8 @@ pub fn check(config: &JwtConfig, token: &str, room: &str) -> Result<Access, Refu
         .claims;
     let access = match claims.access.as_deref() {
         None => Access::Write,
-        Some(text) => Access::parse(text).ok_or_else(|| Refusal::new(401, "invalid token: access must be \"read\" or \"write\""))?,
+        Some(text) => Access::parse(text)
+            .ok_or_else(|| Refusal::new(401, "invalid token: access must be \"read\" or \"write\""))?,
     };
     if let Some(rooms) = claims.rooms {
         if !rooms.iter().any(|pattern| pattern::matches(pattern, room)) {

@@ -80,18 +80,34 @@ pub(super) struct AuthSection {
 impl AuthSection {
     /// Checks the section and reads its secret or key; `key` is the dotted key of the section.
     pub(super) fn resolve(self, source: &Path, key: &str) -> Result<AuthConfig, ConfigError> {
-        let invalid = |field: &str, message: String| ConfigError::Invalid { path: source.to_path_buf(), key: format!("{key}.{field}"), message };
+        let invalid = |field: &str, message: String| ConfigError::Invalid {
+            path: source.to_path_buf(),
+            key: format!("{key}.{field}"),
+            message,
+        };
         let mode = self.mode.as_deref().unwrap_or("none");
-        let jwt_keys = self.algorithm.is_some() || self.secret_env.is_some() || self.public_key_file.is_some() || self.audience.is_some() || self.issuer.is_some();
+        let jwt_keys = self.algorithm.is_some()
+            || self.secret_env.is_some()
+            || self.public_key_file.is_some()
+            || self.audience.is_some()
+            || self.issuer.is_some();
         let webhook_keys = self.url.is_some() || self.timeout_ms.is_some();
         match mode {
-            "none" if jwt_keys || webhook_keys => Err(invalid("mode", "is \"none\", so no other auth key may be set".into())),
+            "none" if jwt_keys || webhook_keys => {
+                Err(invalid("mode", "is \"none\", so no other auth key may be set".into()))
+            }
             "none" => Ok(AuthConfig::None),
-            "jwt" if webhook_keys => Err(invalid("url", "url and timeout_ms are only for mode = \"webhook\"".into())),
+            "jwt" if webhook_keys => {
+                Err(invalid("url", "url and timeout_ms are only for mode = \"webhook\"".into()))
+            }
             "jwt" => self.jwt(&invalid, source),
-            "webhook" if jwt_keys => Err(invalid("mode", "algorithm, keys, audience and issuer are only for mode = \"jwt\"".into())),
+            "webhook" if jwt_keys => Err(invalid(
+                "mode",
+                "algorithm, keys, audience and issuer are only for mode = \"jwt\"".into(),
+            )),
             "webhook" => {
-                let url = self.url.ok_or_else(|| invalid("url", "is required for mode = \"webhook\"".into()))?;
+                let url =
+                    self.url.ok_or_else(|| invalid("url", "is required for mode = \"webhook\"".into()))?;
                 if !url.starts_with("http://") {
                     return Err(invalid("url", format!("{url:?} must be an http:// URL")));
                 }
@@ -105,7 +121,11 @@ impl AuthSection {
         }
     }
 
-    fn jwt(self, invalid: &dyn Fn(&str, String) -> ConfigError, source: &Path) -> Result<AuthConfig, ConfigError> {
+    fn jwt(
+        self,
+        invalid: &dyn Fn(&str, String) -> ConfigError,
+        source: &Path,
+    ) -> Result<AuthConfig, ConfigError> {
         let name = self.algorithm.as_deref().unwrap_or("HS256");
         let algorithm = match name {
             "HS256" => Algorithm::HS256,
@@ -114,29 +134,50 @@ impl AuthSection {
             "RS256" => Algorithm::RS256,
             "ES256" => Algorithm::ES256,
             "EdDSA" => Algorithm::EdDSA,
-            other => return Err(invalid("algorithm", format!("{other:?} is not one of HS256, HS384, HS512, RS256, ES256, EdDSA"))),
+            other => {
+                return Err(invalid(
+                    "algorithm",
+                    format!("{other:?} is not one of HS256, HS384, HS512, RS256, ES256, EdDSA"),
+                ))
+            }
         };
         let key = if name.starts_with("HS") {
             if self.public_key_file.is_some() {
                 return Err(invalid("public_key_file", format!("is not used by {name}; set secret_env")));
             }
-            let env = self.secret_env.ok_or_else(|| invalid("secret_env", format!("is required for {name}: the name of the env var holding the secret")))?;
+            let env = self.secret_env.ok_or_else(|| {
+                invalid(
+                    "secret_env",
+                    format!("is required for {name}: the name of the env var holding the secret"),
+                )
+            })?;
             let secret = std::env::var(&env).ok().filter(|secret| !secret.is_empty());
-            let secret = secret.ok_or_else(|| invalid("secret_env", format!("the env var {env} is not set (or empty)")))?;
+            let secret = secret
+                .ok_or_else(|| invalid("secret_env", format!("the env var {env} is not set (or empty)")))?;
             DecodingKey::from_secret(secret.as_bytes())
         } else {
             if self.secret_env.is_some() {
                 return Err(invalid("secret_env", format!("is not used by {name}; set public_key_file")));
             }
-            let file = self.public_key_file.ok_or_else(|| invalid("public_key_file", format!("is required for {name}")))?;
-            let file = if file.is_relative() { source.parent().unwrap_or(Path::new(".")).join(file) } else { file };
-            let pem = std::fs::read(&file).map_err(|error| invalid("public_key_file", format!("cannot read {}: {error}", file.display())))?;
+            let file = self
+                .public_key_file
+                .ok_or_else(|| invalid("public_key_file", format!("is required for {name}")))?;
+            let file =
+                if file.is_relative() { source.parent().unwrap_or(Path::new(".")).join(file) } else { file };
+            let pem = std::fs::read(&file).map_err(|error| {
+                invalid("public_key_file", format!("cannot read {}: {error}", file.display()))
+            })?;
             let parsed = match algorithm {
                 Algorithm::RS256 => DecodingKey::from_rsa_pem(&pem),
                 Algorithm::ES256 => DecodingKey::from_ec_pem(&pem),
                 _ => DecodingKey::from_ed_pem(&pem),
             };
-            parsed.map_err(|error| invalid("public_key_file", format!("{} is not a {name} public key in PEM: {error}", file.display())))?
+            parsed.map_err(|error| {
+                invalid(
+                    "public_key_file",
+                    format!("{} is not a {name} public key in PEM: {error}", file.display()),
+                )
+            })?
         };
         Ok(AuthConfig::Jwt(JwtConfig { algorithm, key, audience: self.audience, issuer: self.issuer }))
     }

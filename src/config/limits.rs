@@ -108,21 +108,36 @@ impl OverridableLimits {
     /// `base` with these overrides; `section` names them in messages.
     pub(super) fn apply(self, base: &Limits, source: &Path, section: &str) -> Result<Limits, ConfigError> {
         let positive = |value: Option<usize>, default: usize, key: &str| match value {
-            Some(0) => Err(ConfigError::Invalid { path: source.to_path_buf(), key: format!("{section}.{key}"), message: "must be greater than 0".into() }),
+            Some(0) => Err(ConfigError::Invalid {
+                path: source.to_path_buf(),
+                key: format!("{section}.{key}"),
+                message: "must be greater than 0".into(),
+            }),
             Some(value) => Ok(value),
             None => Ok(default),
         };
         Ok(Limits {
             max_message_bytes: positive(self.max_message_bytes, base.max_message_bytes, "max_message_bytes")?,
             max_room_bytes: positive(self.max_room_bytes, base.max_room_bytes, "max_room_bytes")?,
-            max_connections_per_room: positive(self.max_connections_per_room, base.max_connections_per_room, "max_connections_per_room")?,
-            max_connections_per_ip: positive(self.max_connections_per_ip, base.max_connections_per_ip, "max_connections_per_ip")?,
-            messages_per_second: positive(self.messages_per_second.map(|n| n as usize), base.messages_per_second as usize, "messages_per_second")?
-                .try_into()
-                .unwrap_or(u32::MAX),
+            max_connections_per_room: positive(
+                self.max_connections_per_room,
+                base.max_connections_per_room,
+                "max_connections_per_room",
+            )?,
+            max_connections_per_ip: positive(
+                self.max_connections_per_ip,
+                base.max_connections_per_ip,
+                "max_connections_per_ip",
+            )?,
+            messages_per_second: positive(
+                self.messages_per_second.map(|n| n as usize),
+                base.messages_per_second as usize,
+                "messages_per_second",
+            )?
+            .try_into()
+            .unwrap_or(u32::MAX),
             max_live_rooms: positive(self.max_live_rooms, base.max_live_rooms, "max_live_rooms")?,
             ..base.clone()
         })
     }
 }
-

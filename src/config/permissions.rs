@@ -28,7 +28,12 @@ pub(super) struct SchemaSection {
 }
 
 /// Builds a party's permissions; `key` is the party's dotted key, for messages.
-pub(super) fn resolve(permissions: Option<PermissionsSection>, schema: Option<SchemaSection>, source: &Path, key: &str) -> Result<Permissions, ConfigError> {
+pub(super) fn resolve(
+    permissions: Option<PermissionsSection>,
+    schema: Option<SchemaSection>,
+    source: &Path,
+    key: &str,
+) -> Result<Permissions, ConfigError> {
     let permissions = permissions.unwrap_or_default();
     let schema = schema.unwrap_or_default();
     let types = |cells: BTreeMap<String, String>, at: String| {
@@ -49,7 +54,8 @@ pub(super) fn resolve(permissions: Option<PermissionsSection>, schema: Option<Sc
         let at = format!("{key}.schema.tables.{table}");
         table_schemas.insert(table, types(cells, at)?);
     }
-    let value_schema = schema.values.map(|values| types(values, format!("{key}.schema.values"))).transpose()?;
+    let value_schema =
+        schema.values.map(|values| types(values, format!("{key}.schema.values"))).transpose()?;
     Ok(Permissions {
         read_only_tables: permissions.read_only_tables.into_iter().collect(),
         read_only_values: permissions.read_only_values.into_iter().collect(),

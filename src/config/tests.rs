@@ -70,16 +70,35 @@ fn every_key_is_read() {
     assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/partyd"));
     assert_eq!(config.group_commit, Pacing::scaled(Duration::from_micros(2500)));
-    assert_eq!(parse("[server]\ngroup_commit_window_us = 0").unwrap().group_commit.window, Duration::ZERO, "0 turns waiting off");
+    assert_eq!(
+        parse("[server]\ngroup_commit_window_us = 0").unwrap().group_commit.window,
+        Duration::ZERO,
+        "0 turns waiting off"
+    );
     assert_eq!(parse("").unwrap().group_commit, Pacing::scaled(crate::storage::DEFAULT_GROUP_COMMIT_WINDOW));
     assert_eq!(
         config.limits,
-        Limits { max_message_bytes: 1000, outbound_buffer_bytes: 2000, ping_interval: Duration::from_secs(5), idle_timeout: Duration::from_secs(15), close_grace: Duration::from_secs(7), room_queue: 8, idle_unload: Duration::from_secs(30), ..Limits::default() }
+        Limits {
+            max_message_bytes: 1000,
+            outbound_buffer_bytes: 2000,
+            ping_interval: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(15),
+            close_grace: Duration::from_secs(7),
+            room_queue: 8,
+            idle_unload: Duration::from_secs(30),
+            ..Limits::default()
+        }
     );
     let app = config.party("app").unwrap();
     assert_eq!(app.kind, PartyKind::TinybasePersister);
-    assert_eq!((app.store_path.as_str(), app.message_prefix.as_str(), app.storage_prefix.as_str()), ("/db", "x:", "app_"));
-    assert_eq!(app.response_headers, vec![("Access-Control-Allow-Origin".to_owned(), "https://app.example".to_owned())]);
+    assert_eq!(
+        (app.store_path.as_str(), app.message_prefix.as_str(), app.storage_prefix.as_str()),
+        ("/db", "x:", "app_")
+    );
+    assert_eq!(
+        app.response_headers,
+        vec![("Access-Control-Allow-Origin".to_owned(), "https://app.example".to_owned())]
+    );
 }
 
 #[test]
@@ -87,7 +106,16 @@ fn flags_override_the_file() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("p.toml");
     std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\ndata_dir = \"from-file\"\n").unwrap();
-    let cli = Cli::try_parse_from(["partyd", "--config", file.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir", "from-flag"]).unwrap();
+    let cli = Cli::try_parse_from([
+        "partyd",
+        "--config",
+        file.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--data-dir",
+        "from-flag",
+    ])
+    .unwrap();
     let config = Config::load(&cli).unwrap();
     assert_eq!(config.listen, "127.0.0.1:0".parse().unwrap());
     assert_eq!(config.data_dir, PathBuf::from("from-flag"));
@@ -104,10 +132,17 @@ fn a_missing_file_is_named() {
 
 #[test]
 fn a_missing_default_file_says_where_it_looked() {
-    let missing = ConfigError::Read { path: PathBuf::from(DEFAULT_CONFIG_FILE), source: std::io::ErrorKind::NotFound.into() };
+    let missing = ConfigError::Read {
+        path: PathBuf::from(DEFAULT_CONFIG_FILE),
+        source: std::io::ErrorKind::NotFound.into(),
+    };
     let message = missing.to_string();
     let looked = std::env::current_dir().unwrap().join("party.toml");
-    assert!(message.starts_with("./party.toml: ") && message.contains(&format!("looked for {}", looked.display())), "{message}");
+    assert!(
+        message.starts_with("./party.toml: ")
+            && message.contains(&format!("looked for {}", looked.display())),
+        "{message}"
+    );
     assert!(message.contains("--config") && message.contains("PARTYD_CONFIG"), "{message}");
     let cli = Cli::try_parse_from(["partyd", "--config", "no-such-dir/party.toml"]).unwrap();
     let message = Config::load(&cli).unwrap_err().to_string();
@@ -118,7 +153,8 @@ fn a_missing_default_file_says_where_it_looked() {
 #[test]
 fn every_flag_has_a_partyd_env_var() {
     let command = Cli::command();
-    let flags: Vec<_> = command.get_arguments().filter(|arg| !["help", "version"].contains(&arg.get_id().as_str())).collect();
+    let flags: Vec<_> =
+        command.get_arguments().filter(|arg| !["help", "version"].contains(&arg.get_id().as_str())).collect();
     for arg in &flags {
         let env = arg.get_env().and_then(|env| env.to_str());
         assert!(env.is_some_and(|env| env.starts_with("PARTYD_")), "--{} has env {env:?}", arg.get_id());
@@ -137,10 +173,17 @@ fn the_environment_feeds_the_flags_and_the_flags_beat_it() {
     if std::env::var_os(ENV_CHILD).is_some() {
         let config = Config::load(&Cli::try_parse_from(["partyd"]).unwrap()).unwrap();
         assert_eq!(config.source, PathBuf::from(std::env::var_os("PARTYD_CONFIG").unwrap()));
-        assert_eq!((config.listen, config.data_dir), ("127.0.0.1:0".parse().unwrap(), PathBuf::from("from-env")));
-        let cli = Cli::try_parse_from(["partyd", "--listen", "127.0.0.1:7", "--data-dir", "from-flag"]).unwrap();
+        assert_eq!(
+            (config.listen, config.data_dir),
+            ("127.0.0.1:0".parse().unwrap(), PathBuf::from("from-env"))
+        );
+        let cli =
+            Cli::try_parse_from(["partyd", "--listen", "127.0.0.1:7", "--data-dir", "from-flag"]).unwrap();
         let config = Config::load(&cli).unwrap();
-        assert_eq!((config.listen, config.data_dir), ("127.0.0.1:7".parse().unwrap(), PathBuf::from("from-flag")));
+        assert_eq!(
+            (config.listen, config.data_dir),
+            ("127.0.0.1:7".parse().unwrap(), PathBuf::from("from-flag"))
+        );
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -156,7 +199,11 @@ fn the_environment_feeds_the_flags_and_the_flags_beat_it() {
         .unwrap();
     let report = String::from_utf8_lossy(&output.stdout);
     // "1 passed" also catches a renamed test, which would otherwise run nothing and succeed.
-    assert!(output.status.success() && report.contains("1 passed"), "{report}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success() && report.contains("1 passed"),
+        "{report}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 #[test]
@@ -166,7 +213,10 @@ fn party_names_are_checked() {
     assert!(parse(&party(&longest)).unwrap().party(&longest).is_some());
     for name in ["", "a/b", "a\\u0007b", &"x".repeat(MAX_PARTY_NAME_BYTES + 1)] {
         let message = error(&party(name));
-        assert!(message.starts_with("party.toml: parties.") && message.contains("party name"), "{name:?}: {message}");
+        assert!(
+            message.starts_with("party.toml: parties.") && message.contains("party name"),
+            "{name:?}: {message}"
+        );
     }
 }
 
@@ -179,7 +229,10 @@ fn bad_input_names_the_file_and_the_key() {
         ("[parties.main]\nkind = \"tinybase-persisted\"", "tinybase-persisted"),
         ("[parties.main]\nstore_path = \"/x\"", "kind"),
         ("[parties.main]\nkind = \"tinybase-sync\"\nmessage_prefix = \"x\"", "parties.main.message_prefix"),
-        ("[parties.main]\nkind = \"tinybase-sync\"\n[parties.main.schema.tables.t]\nc = \"string\"", "parties.main.schema"),
+        (
+            "[parties.main]\nkind = \"tinybase-sync\"\n[parties.main.schema.tables.t]\nc = \"string\"",
+            "parties.main.schema",
+        ),
         ("[server]\nlisten = \"localhost\"", "server.listen"),
         ("[server]\nmax_message_bytes = 0", "server.max_message_bytes"),
         ("[server]\nmax_message_bytes = \"big\"", "max_message_bytes"),
@@ -190,7 +243,10 @@ fn bad_input_names_the_file_and_the_key() {
         ("[server]\ngroup_commit_window_us = -1", "group_commit_window_us"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"store\"", "parties.main.store_path"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"/\"", "parties.main.store_path"),
-        ("[parties.main]\nkind = \"tinybase-persister\"\nresponse_headers = { \"Bad Header\" = \"1\" }", "parties.main.response_headers"),
+        (
+            "[parties.main]\nkind = \"tinybase-persister\"\nresponse_headers = { \"Bad Header\" = \"1\" }",
+            "parties.main.response_headers",
+        ),
         ("[parties.\"a/b\"]\nkind = \"tinybase-persister\"", "parties.a/b"),
     ];
     for (text, key) in cases {
@@ -203,8 +259,10 @@ fn bad_input_names_the_file_and_the_key() {
 #[test]
 fn auth_sections_are_checked_at_startup() {
     std::env::set_var("PARTYD_CONFIG_TEST_SECRET", "s3cret");
-    let party = |auth: &str| format!("[parties.main]\nkind = \"tinybase-persister\"\n[parties.main.auth]\n{auth}\n");
-    let jwt = parse(&party("mode = \"jwt\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"\naudience = \"app\"")).unwrap();
+    let party =
+        |auth: &str| format!("[parties.main]\nkind = \"tinybase-persister\"\n[parties.main.auth]\n{auth}\n");
+    let jwt = parse(&party("mode = \"jwt\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"\naudience = \"app\""))
+        .unwrap();
     assert!(matches!(jwt.party("main").unwrap().auth, AuthConfig::Jwt(_)));
     let hook = parse(&party("mode = \"webhook\"\nurl = \"http://127.0.0.1:3000/authorize\"")).unwrap();
     let AuthConfig::Webhook(webhook) = &hook.party("main").unwrap().auth else { panic!() };
@@ -214,10 +272,16 @@ fn auth_sections_are_checked_at_startup() {
         ("mode = \"magic\"", "parties.main.auth.mode"),
         ("mode = \"jwt\"", "parties.main.auth.secret_env"),
         ("mode = \"jwt\"\nsecret_env = \"PARTYD_CONFIG_TEST_UNSET\"", "PARTYD_CONFIG_TEST_UNSET"),
-        ("mode = \"jwt\"\nalgorithm = \"none\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"", "parties.main.auth.algorithm"),
+        (
+            "mode = \"jwt\"\nalgorithm = \"none\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"",
+            "parties.main.auth.algorithm",
+        ),
         ("mode = \"jwt\"\nalgorithm = \"RS256\"", "parties.main.auth.public_key_file"),
         ("mode = \"jwt\"\nalgorithm = \"RS256\"\npublic_key_file = \"/nonexistent.pem\"", "/nonexistent.pem"),
-        ("mode = \"jwt\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"\nurl = \"http://x\"", "parties.main.auth.url"),
+        (
+            "mode = \"jwt\"\nsecret_env = \"PARTYD_CONFIG_TEST_SECRET\"\nurl = \"http://x\"",
+            "parties.main.auth.url",
+        ),
         ("mode = \"webhook\"", "parties.main.auth.url"),
         ("mode = \"webhook\"\nurl = \"https://auth.example\"", "parties.main.auth.url"),
         ("mode = \"webhook\"\nurl = \"http://x\"\ntimeout_ms = 0", "parties.main.auth.timeout_ms"),
@@ -226,7 +290,10 @@ fn auth_sections_are_checked_at_startup() {
     ];
     for (auth, key) in cases {
         let message = error(&party(auth));
-        assert!(message.starts_with("party.toml: ") && message.contains(key), "{auth:?} should name {key:?}: {message}");
+        assert!(
+            message.starts_with("party.toml: ") && message.contains(key),
+            "{auth:?} should name {key:?}: {message}"
+        );
     }
 }
 
@@ -235,7 +302,10 @@ fn allowed_origins_apply_per_party_or_from_the_server() {
     let config = parse("[server]\nallowed_origins = [\"https://a\"]\n[parties.one]\nkind = \"tinybase-persister\"\n[parties.two]\nkind = \"tinybase-persister\"\nallowed_origins = [\"https://b\"]\n").unwrap();
     assert_eq!(config.party("one").unwrap().allowed_origins, Some(vec!["https://a".to_owned()]));
     assert_eq!(config.party("two").unwrap().allowed_origins, Some(vec!["https://b".to_owned()]));
-    assert_eq!(parse("[parties.one]\nkind = \"tinybase-persister\"").unwrap().party("one").unwrap().allowed_origins, None);
+    assert_eq!(
+        parse("[parties.one]\nkind = \"tinybase-persister\"").unwrap().party("one").unwrap().allowed_origins,
+        None
+    );
 }
 
 #[test]
@@ -243,12 +313,18 @@ fn limits_are_set_by_the_server_and_overridden_per_party() {
     let config = parse("[server]\nmax_room_bytes = 5000\nmessages_per_second = 7\n[parties.one]\nkind = \"tinybase-persister\"\n[parties.two]\nkind = \"tinybase-persister\"\nmax_room_bytes = 100\nmax_connections_per_room = 3\n").unwrap();
     assert_eq!((config.limits.max_room_bytes, config.limits.messages_per_second), (5000, 7));
     let one = &config.party("one").unwrap().limits;
-    assert_eq!((one.max_room_bytes, one.messages_per_second, one.max_connections_per_room), (5000, 7, DEFAULT_MAX_CONNECTIONS_PER_ROOM));
+    assert_eq!(
+        (one.max_room_bytes, one.messages_per_second, one.max_connections_per_room),
+        (5000, 7, DEFAULT_MAX_CONNECTIONS_PER_ROOM)
+    );
     let two = &config.party("two").unwrap().limits;
     assert_eq!((two.max_room_bytes, two.messages_per_second, two.max_connections_per_room), (100, 7, 3));
     for (text, key) in [
         ("[server]\nmax_live_rooms = 0", "server.max_live_rooms"),
-        ("[parties.p]\nkind = \"tinybase-persister\"\nmax_connections_per_ip = 0", "parties.p.max_connections_per_ip"),
+        (
+            "[parties.p]\nkind = \"tinybase-persister\"\nmax_connections_per_ip = 0",
+            "parties.p.max_connections_per_ip",
+        ),
         ("[parties.p]\nkind = \"tinybase-persister\"\nmax_rooom_bytes = 1", "max_rooom_bytes"),
         ("[server]\nmax_rooom_bytes = 1", "max_rooom_bytes"),
     ] {

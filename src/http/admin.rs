@@ -24,14 +24,18 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState) 
         return HttpResponse::NotFound().body("not found");
     };
     if !bearer_matches(req, token) {
-        return HttpResponse::Unauthorized().insert_header((header::WWW_AUTHENTICATE, "Bearer")).body("missing or wrong admin token");
+        return HttpResponse::Unauthorized()
+            .insert_header((header::WWW_AUTHENTICATE, "Bearer"))
+            .body("missing or wrong admin token");
     }
     let path = req.uri().path().strip_prefix(ADMIN_PREFIX).unwrap_or_default();
     let segments: Vec<&str> = path.split('/').collect();
     let method = req.method().clone();
     match (method, segments.as_slice()) {
         (Method::GET, ["parties"]) => parties(state),
-        (Method::GET, ["parties", party, "rooms"]) => with_party(state, party, |party| rooms(state, party, req.query_string())),
+        (Method::GET, ["parties", party, "rooms"]) => {
+            with_party(state, party, |party| rooms(state, party, req.query_string()))
+        }
         (Method::GET, ["parties", party, "rooms", room]) => match room_of(state, party, room) {
             Ok((party, key)) => dump(state, party, key).await,
             Err(refusal) => refusal.into(),
@@ -50,13 +54,22 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState) 
 
 /// Compares the bearer token without stopping at the first differing byte.
 fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
-    let given = req.headers().get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
     given.is_some_and(|given| {
-        given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
+        given.len() == token.len()
+            && given.bytes().zip(token.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
     })
 }
 
-fn with_party(state: &AppState, party: &str, answer: impl FnOnce(&PartyConfig) -> HttpResponse) -> HttpResponse {
+fn with_party(
+    state: &AppState,
+    party: &str,
+    answer: impl FnOnce(&PartyConfig) -> HttpResponse,
+) -> HttpResponse {
     match state.config.party(party) {
         Some(party) => answer(party),
         None => HttpResponse::NotFound().body(format!("Party {party} not found")),
@@ -81,8 +94,10 @@ impl From<Refusal> for HttpResponse {
 }
 
 fn room_of<'a>(state: &'a AppState, party: &str, room: &str) -> Result<(&'a PartyConfig, RoomKey), Refusal> {
-    let party = state.config.party(party).ok_or_else(|| Refusal::NotFound(format!("Party {party} not found")))?;
-    let key = RoomKey::new(&party.name, room).map_err(|error| Refusal::BadRequest(format!("invalid room name: {error}")))?;
+    let party =
+        state.config.party(party).ok_or_else(|| Refusal::NotFound(format!("Party {party} not found")))?;
+    let key = RoomKey::new(&party.name, room)
+        .map_err(|error| Refusal::BadRequest(format!("invalid room name: {error}")))?;
     Ok((party, key))
 }
 
@@ -139,7 +154,9 @@ fn parse_rooms_query(query: &str) -> Result<RoomsQuery, String> {
         match name.as_ref() {
             "prefix" => result.prefix = value.into_owned(),
             "after" => result.after = Some(value.into_owned()),
-            "limit" => result.limit = Some(value.parse().map_err(|_| format!("limit {value:?} is not a number"))?),
+            "limit" => {
+                result.limit = Some(value.parse().map_err(|_| format!("limit {value:?} is not a number"))?)
+            }
             other => return Err(format!("unknown parameter {other:?}")),
         }
     }
@@ -149,7 +166,10 @@ fn parse_rooms_query(query: &str) -> Result<RoomsQuery, String> {
 /// Whether the room has anything stored (the index knows every room ever written).
 /// Refuses rooms that have nothing stored (the index knows every room ever written).
 fn must_be_stored(state: &AppState, key: &RoomKey) -> Result<(), Refusal> {
-    let listed = state.storage.list_rooms(key.party(), key.room(), None, 1).map_err(|error| Refusal::Internal(error.to_string()))?;
+    let listed = state
+        .storage
+        .list_rooms(key.party(), key.room(), None, 1)
+        .map_err(|error| Refusal::Internal(error.to_string()))?;
     match listed.first() {
         Some(stored) if stored.room == key.room() => Ok(()),
         _ => Err(Refusal::NotFound("room not found".into())),
@@ -170,7 +190,8 @@ async fn dump(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpRespon
         Err(_) => return super::shutting_down(),
     };
     let raw = |text: String| RawValue::from_string(text).ok();
-    let entries: Vec<_> = inspection.reference_entries.into_iter().map(|(key, value)| json!([key, raw(value)])).collect();
+    let entries: Vec<_> =
+        inspection.reference_entries.into_iter().map(|(key, value)| json!([key, raw(value)])).collect();
     HttpResponse::Ok().json(json!({
         "party": key.party(),
         "room": key.room(),
@@ -200,15 +221,26 @@ async fn delete(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResp
     }
 }
 
-async fn write(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+async fn write(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    party: &PartyConfig,
+    key: RoomKey,
+) -> HttpResponse {
     if party.kind == crate::config::PartyKind::TinybaseSync {
-        return HttpResponse::MethodNotAllowed().body("server-side writes are not supported for tinybase-sync rooms");
+        return HttpResponse::MethodNotAllowed()
+            .body("server-side writes are not supported for tinybase-sync rooms");
     }
     let limit = party.limits.max_message_bytes;
     let body = match read_body(req, payload, limit).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => return HttpResponse::PayloadTooLarge().body(format!("body is larger than {limit} bytes")),
-        Err(BodyError::Broken(error)) => return HttpResponse::BadRequest().body(format!("cannot read body: {error}")),
+        Err(BodyError::TooLarge) => {
+            return HttpResponse::PayloadTooLarge().body(format!("body is larger than {limit} bytes"))
+        }
+        Err(BodyError::Broken(error)) => {
+            return HttpResponse::BadRequest().body(format!("cannot read body: {error}"))
+        }
     };
     let changes = match parse_changes(&body) {
         Ok(changes) => changes,
@@ -222,9 +254,10 @@ async fn write(req: &HttpRequest, payload: web::Payload, state: &AppState, party
         Ok(ServerWriteResult::Applied(payload)) => payload,
         Ok(ServerWriteResult::NothingAccepted) => "[{},{},1]".to_owned(),
         Ok(ServerWriteResult::NoStore) => return HttpResponse::NotFound().body("the room has no store"),
-        Ok(ServerWriteResult::StorageFailed) => return HttpResponse::InternalServerError().body("storage error"),
+        Ok(ServerWriteResult::StorageFailed) => {
+            return HttpResponse::InternalServerError().body("storage error")
+        }
         Err(_) => return super::shutting_down(),
     };
     HttpResponse::Ok().content_type("application/json").body(applied)
 }
-

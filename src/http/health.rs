@@ -37,7 +37,9 @@ pub async fn readyz(state: &AppState) -> HttpResponse {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
         Err(error) => {
             tracing::error!(%error, "readiness probe failed");
-            HttpResponse::ServiceUnavailable().content_type("text/plain").body(format!("storage not writable: {error}\n"))
+            HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body(format!("storage not writable: {error}\n"))
         }
     }
 }

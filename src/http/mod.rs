@@ -86,7 +86,12 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
     };
     let key = match RoomKey::new(&party.name, route.room) {
         Ok(key) => key,
-        Err(error) => return with_party_headers(HttpResponse::BadRequest().body(format!("invalid room name: {error}")), party),
+        Err(error) => {
+            return with_party_headers(
+                HttpResponse::BadRequest().body(format!("invalid room name: {error}")),
+                party,
+            )
+        }
     };
     let connection_id = match (upgrade, party.kind) {
         (false, _) => None,
@@ -116,15 +121,25 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
 }
 
 /// Runs the party's authentication (and, for upgrades, its origin check).
-async fn authenticate(req: &HttpRequest, party: &PartyConfig, key: &RoomKey, connection_id: Option<&str>) -> Result<Access, HttpResponse> {
+async fn authenticate(
+    req: &HttpRequest,
+    party: &PartyConfig,
+    key: &RoomKey,
+    connection_id: Option<&str>,
+) -> Result<Access, HttpResponse> {
     let headers = req.headers();
     let origin = headers.get(header::ORIGIN).and_then(|value| value.to_str().ok());
     if connection_id.is_some() && !auth::origin_allowed(party.allowed_origins.as_deref(), origin) {
         tracing::info!(origin, "refusing a websocket from an origin that is not allowed");
         return Err(HttpResponse::Forbidden().body("origin not allowed"));
     }
-    let query_token = form_urlencoded::parse(req.query_string().as_bytes()).find(|(name, _)| name == "token").map(|(_, token)| token.into_owned());
-    let header_token = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
+    let query_token = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, token)| token.into_owned());
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
     let facts = auth::RequestFacts {
         party: key.party(),
         room: key.room(),
@@ -136,7 +151,8 @@ async fn authenticate(req: &HttpRequest, party: &PartyConfig, key: &RoomKey, con
     };
     auth::authorize(&party.auth, &facts).await.map_err(|refusal| {
         tracing::info!(status = refusal.status, reason = %refusal.reason, "refusing a request");
-        let status = actix_web::http::StatusCode::from_u16(refusal.status).unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
+        let status = actix_web::http::StatusCode::from_u16(refusal.status)
+            .unwrap_or(actix_web::http::StatusCode::FORBIDDEN);
         HttpResponse::build(status).body(refusal.reason)
     })
 }
@@ -173,7 +189,9 @@ async fn websocket(
         access,
         ip_claim,
         protocol: match party.kind {
-            PartyKind::TinybasePersister => ws::Protocol::Persister { message_prefix: party.message_prefix.as_str().into() },
+            PartyKind::TinybasePersister => {
+                ws::Protocol::Persister { message_prefix: party.message_prefix.as_str().into() }
+            }
             PartyKind::TinybaseSync => ws::Protocol::Sync(Default::default()),
         },
         limits: party.limits.clone(),
@@ -196,11 +214,18 @@ async fn multiplexed_websocket(req: &HttpRequest, state: &AppState, party_name: 
         tracing::info!(origin, "refusing a websocket from an origin that is not allowed");
         return with_party_headers(HttpResponse::Forbidden().body("origin not allowed"), party);
     }
-    let Some(client_id) = headers.get(header::SEC_WEBSOCKET_KEY).and_then(|value| value.to_str().ok()).map(Arc::<str>::from) else {
+    let Some(client_id) =
+        headers.get(header::SEC_WEBSOCKET_KEY).and_then(|value| value.to_str().ok()).map(Arc::<str>::from)
+    else {
         return HttpResponse::BadRequest().body("missing Sec-WebSocket-Key");
     };
-    let query_token = form_urlencoded::parse(req.query_string().as_bytes()).find(|(name, _)| name == "token").map(|(_, token)| token.into_owned());
-    let header_token = headers.get(header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| value.strip_prefix("Bearer "));
+    let query_token = form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(name, _)| name == "token")
+        .map(|(_, token)| token.into_owned());
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "));
     let ip_claim = match req.peer_addr().map(|addr| addr.ip()) {
         Some(ip) => match state.rooms.claim_ip(&party.name, ip, party.limits.max_connections_per_ip) {
             Some(claim) => Some(claim),
@@ -225,7 +250,10 @@ async fn multiplexed_websocket(req: &HttpRequest, state: &AppState, party_name: 
         connection_id: client_id,
         access: Access::Write,
         ip_claim,
-        protocol: ws::Protocol::Multiplexed(ws::multiplex::Multiplexed::new(context).into(), Default::default()),
+        protocol: ws::Protocol::Multiplexed(
+            ws::multiplex::Multiplexed::new(context).into(),
+            Default::default(),
+        ),
         limits: party.limits.clone(),
     };
     ws::upgrade_with(req, connection, outbox, receiver).await
@@ -253,7 +281,9 @@ fn offers_multiplexing(headers: &HeaderMap) -> bool {
 fn sync_client_id(headers: &HeaderMap) -> Result<Arc<str>, Box<HttpResponse>> {
     if offers_multiplexing(headers) {
         tracing::info!("refusing a multiplexed synchronizer socket on a room path");
-        return Err(Box::new(HttpResponse::BadRequest().body("a multiplexed socket (tinybase subprotocol) opens /parties/<party>; its channels are the rooms")));
+        return Err(Box::new(HttpResponse::BadRequest().body(
+            "a multiplexed socket (tinybase subprotocol) opens /parties/<party>; its channels are the rooms",
+        )));
     }
     headers
         .get(header::SEC_WEBSOCKET_KEY)
@@ -300,7 +330,11 @@ enum BodyError {
 }
 
 /// Reads a request body, refusing it as soon as it is known to exceed `limit` bytes.
-async fn read_body(req: &HttpRequest, mut payload: web::Payload, limit: usize) -> Result<BytesMut, BodyError> {
+async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<BytesMut, BodyError> {
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)

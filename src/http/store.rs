@@ -15,7 +15,14 @@ use crate::room::{GetResult, PutResult, RoomKey};
 const GET_CONTENT_TYPE: &str = "text/plain;charset=UTF-8";
 
 /// Answers a request whose path ends with the party's store path (party headers added by the caller).
-pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey, access: Access) -> HttpResponse {
+pub async fn handle(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    party: &PartyConfig,
+    key: RoomKey,
+    access: Access,
+) -> HttpResponse {
     if req.method() == Method::OPTIONS {
         return HttpResponse::NoContent().finish();
     }
@@ -26,7 +33,8 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, 
                 .insert_header((header::ALLOW, "GET, HEAD, OPTIONS"))
                 .body("tinybase-sync rooms are written through the synchronizer, not PUT");
         }
-        let mergeable = form_urlencoded::parse(req.query_string().as_bytes()).any(|(name, value)| name == "format" && value == "mergeable");
+        let mergeable = form_urlencoded::parse(req.query_string().as_bytes())
+            .any(|(name, value)| name == "format" && value == "mergeable");
         return get(state, party, key, mergeable).await;
     }
     if req.method() == Method::PUT {
@@ -39,14 +47,22 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState, 
     get(state, party, key, false).await
 }
 
-async fn put(req: &HttpRequest, payload: web::Payload, state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
+async fn put(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    party: &PartyConfig,
+    key: RoomKey,
+) -> HttpResponse {
     let limit = party.limits.max_message_bytes;
     let body = match read_body(req, payload, limit).await {
         Ok(body) => body,
         Err(BodyError::TooLarge) => {
             return HttpResponse::PayloadTooLarge().body(format!("body is larger than {limit} bytes"));
         }
-        Err(BodyError::Broken(error)) => return HttpResponse::BadRequest().body(format!("cannot read body: {error}")),
+        Err(BodyError::Broken(error)) => {
+            return HttpResponse::BadRequest().body(format!("cannot read body: {error}"))
+        }
     };
     let content = match parse_content(&body) {
         Ok(content) => content,
@@ -62,9 +78,8 @@ async fn put(req: &HttpRequest, payload: web::Payload, state: &AppState, party: 
     match room.put(content).await {
         Ok(PutResult::Saved) => HttpResponse::Created().finish(),
         Ok(PutResult::AlreadyHasStore) => HttpResponse::ResetContent().finish(),
-        Ok(PutResult::TooLarge) => {
-            HttpResponse::PayloadTooLarge().body(format!("the store would be larger than {} bytes", party.limits.max_room_bytes))
-        }
+        Ok(PutResult::TooLarge) => HttpResponse::PayloadTooLarge()
+            .body(format!("the store would be larger than {} bytes", party.limits.max_room_bytes)),
         Ok(PutResult::StorageFailed) => HttpResponse::InternalServerError().body("storage error"),
         Err(_) => super::shutting_down(),
     }
@@ -85,5 +100,3 @@ async fn get(state: &AppState, party: &PartyConfig, key: RoomKey, mergeable: boo
     };
     HttpResponse::Ok().insert_header((header::CONTENT_TYPE, GET_CONTENT_TYPE)).body(body)
 }
-
-

@@ -75,7 +75,13 @@ impl Ord for ValueId {
 
 fn by_index_then(a: &str, b: &str, rest: impl Fn(&str, &str) -> Ordering) -> Ordering {
     // Only ids starting with a digit can be array indices; most ids skip the parse.
-    let index = |id: &str| if id.as_bytes().first().is_some_and(u8::is_ascii_digit) { is_array_index(id) } else { None };
+    let index = |id: &str| {
+        if id.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+            is_array_index(id)
+        } else {
+            None
+        }
+    };
     match (index(a), index(b)) {
         (Some(a), Some(b)) => a.cmp(&b),
         (Some(_), None) => Ordering::Less,

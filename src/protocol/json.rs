@@ -98,7 +98,11 @@ impl Parser<'_> {
             Some(b'[') => self.array(depth),
             Some(b'"') => {
                 let string = self.string()?;
-                Ok(if self.decode_marker && string == MARKER { JsValue::Undefined } else { JsValue::String(string) })
+                Ok(if self.decode_marker && string == MARKER {
+                    JsValue::Undefined
+                } else {
+                    JsValue::String(string)
+                })
             }
             Some(b't') => self.expect_literal("true", JsValue::Bool(true)),
             Some(b'f') => self.expect_literal("false", JsValue::Bool(false)),
@@ -337,7 +341,11 @@ pub fn js_object(mut members: Vec<(String, JsValue)>) -> JsValue {
 /// The array index an id stands for: canonical decimal `0` ..= `4294967294`.
 pub fn is_array_index(id: &str) -> Option<u32> {
     let bytes = id.as_bytes();
-    if bytes.is_empty() || bytes.len() > 10 || (bytes[0] == b'0' && bytes.len() > 1) || !bytes.iter().all(u8::is_ascii_digit) {
+    if bytes.is_empty()
+        || bytes.len() > 10
+        || (bytes[0] == b'0' && bytes.len() > 1)
+        || !bytes.iter().all(u8::is_ascii_digit)
+    {
         return None;
     }
     id.parse::<u64>().ok().filter(|&n| n < u64::from(u32::MAX)).map(|n| n as u32)

@@ -89,17 +89,50 @@ pub struct RoomStats {
 
 /// The commands a room task handles, one at a time, in arrival order.
 pub(crate) enum Command {
-    Join { socket: SocketId, connection_id: Arc<str>, outbox: Outbox, channel: Option<Arc<str>>, joined: oneshot::Sender<JoinOutcome> },
-    Leave { socket: SocketId },
-    Changes { socket: SocketId, connection_id: Arc<str>, changes: Changes },
-    Put { content: Content, reply: oneshot::Sender<PutResult> },
-    Get { reply: oneshot::Sender<GetResult> },
-    GetMergeable { reply: oneshot::Sender<GetResult> },
-    Sync { socket: SocketId, recipient: String, remainders: Vec<String>, message: SyncMessage },
-    Inspect { reply: oneshot::Sender<Option<Inspection>> },
-    Delete { reply: oneshot::Sender<bool> },
-    ServerChanges { changes: Changes, reply: oneshot::Sender<ServerWriteResult> },
-    Shutdown { done: oneshot::Sender<()> },
+    Join {
+        socket: SocketId,
+        connection_id: Arc<str>,
+        outbox: Outbox,
+        channel: Option<Arc<str>>,
+        joined: oneshot::Sender<JoinOutcome>,
+    },
+    Leave {
+        socket: SocketId,
+    },
+    Changes {
+        socket: SocketId,
+        connection_id: Arc<str>,
+        changes: Changes,
+    },
+    Put {
+        content: Content,
+        reply: oneshot::Sender<PutResult>,
+    },
+    Get {
+        reply: oneshot::Sender<GetResult>,
+    },
+    GetMergeable {
+        reply: oneshot::Sender<GetResult>,
+    },
+    Sync {
+        socket: SocketId,
+        recipient: String,
+        remainders: Vec<String>,
+        message: SyncMessage,
+    },
+    Inspect {
+        reply: oneshot::Sender<Option<Inspection>>,
+    },
+    Delete {
+        reply: oneshot::Sender<bool>,
+    },
+    ServerChanges {
+        changes: Changes,
+        reply: oneshot::Sender<ServerWriteResult>,
+    },
+    Shutdown {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// A live room, as seen from outside its task.
@@ -135,7 +168,12 @@ impl RoomHandle {
     }
 
     /// Makes a socket a member of the room; it receives every broadcast made after this returns.
-    pub async fn join(&self, socket: SocketId, connection_id: Arc<str>, outbox: Outbox) -> Result<JoinOutcome, RoomGone> {
+    pub async fn join(
+        &self,
+        socket: SocketId,
+        connection_id: Arc<str>,
+        outbox: Outbox,
+    ) -> Result<JoinOutcome, RoomGone> {
         let (joined, answer) = oneshot::channel();
         self.send(Command::Join { socket, connection_id, outbox, channel: None, joined }).await?;
         answer.await.map_err(|_| RoomGone)
@@ -143,7 +181,13 @@ impl RoomHandle {
 
     /// Makes one channel of a multiplexed socket a member: every frame the room sends it is
     /// wrapped as `M\n<channel>\n<frame>`.
-    pub async fn join_channel(&self, socket: SocketId, connection_id: Arc<str>, outbox: Outbox, channel: Arc<str>) -> Result<JoinOutcome, RoomGone> {
+    pub async fn join_channel(
+        &self,
+        socket: SocketId,
+        connection_id: Arc<str>,
+        outbox: Outbox,
+        channel: Arc<str>,
+    ) -> Result<JoinOutcome, RoomGone> {
         let (joined, answer) = oneshot::channel();
         self.send(Command::Join { socket, connection_id, outbox, channel: Some(channel), joined }).await?;
         answer.await.map_err(|_| RoomGone)
@@ -158,7 +202,12 @@ impl RoomHandle {
     /// Queues validated changes from a connection; applied, flushed, then broadcast.
     /// A change that would make the room larger than `max_room_bytes` is refused, and the
     /// sending socket (only) gets the stored truth back.
-    pub async fn send_changes(&self, socket: SocketId, connection_id: Arc<str>, changes: Changes) -> Result<(), RoomGone> {
+    pub async fn send_changes(
+        &self,
+        socket: SocketId,
+        connection_id: Arc<str>,
+        changes: Changes,
+    ) -> Result<(), RoomGone> {
         self.send(Command::Changes { socket, connection_id, changes }).await
     }
 
@@ -186,7 +235,13 @@ impl RoomHandle {
 
     /// Queues one valid synchronizer message from a socket of a `tinybase-sync` room, addressed
     /// to `recipient` (`""` everyone, `S` the server); `remainders` are relayed byte for byte.
-    pub async fn send_sync(&self, socket: SocketId, recipient: String, remainders: Vec<String>, message: SyncMessage) -> Result<(), RoomGone> {
+    pub async fn send_sync(
+        &self,
+        socket: SocketId,
+        recipient: String,
+        remainders: Vec<String>,
+        message: SyncMessage,
+    ) -> Result<(), RoomGone> {
         self.send(Command::Sync { socket, recipient, remainders, message }).await
     }
 

@@ -11,7 +11,9 @@ mod sync;
 pub(crate) mod sync_persisted;
 mod task;
 
-pub use handle::{GetResult, Inspection, JoinOutcome, PutResult, RoomGone, RoomHandle, ServerWriteResult, SocketId};
+pub use handle::{
+    GetResult, Inspection, JoinOutcome, PutResult, RoomGone, RoomHandle, ServerWriteResult, SocketId,
+};
 pub use names::{NameError, RoomKey};
 pub use registry::{IpClaim, PartySummary, Rooms, Unavailable};
 pub use sync::now_ms;

@@ -43,7 +43,9 @@ pub fn entry_writes(ops: Vec<StoreOp>) -> impl Iterator<Item = EntryWrite> {
                 (PersisterKey::Cell { table, row, cell }, Some(text.as_str().as_bytes().to_vec()))
             }
             StoreOp::DelCell { table, row, cell } => (PersisterKey::Cell { table, row, cell }, None),
-            StoreOp::SetValue { id, text } => (PersisterKey::Value { id }, Some(text.as_str().as_bytes().to_vec())),
+            StoreOp::SetValue { id, text } => {
+                (PersisterKey::Value { id }, Some(text.as_str().as_bytes().to_vec()))
+            }
             StoreOp::DelValue { id } => (PersisterKey::Value { id }, None),
         };
         EntryWrite { key: persister_entry_key(&key), value }

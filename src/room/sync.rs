@@ -19,7 +19,9 @@ const RESERVED_IDS: [&str; 3] = ["", "S", "M"];
 
 /// Milliseconds since the Unix epoch: the HLC clock's time.
 pub fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 /// A `tinybase-sync` room's relay and participant.
@@ -34,15 +36,25 @@ impl SyncState {
     /// A room around its loaded store, which merges refuse to grow past `max_bytes`.
     pub fn new(store: MergeableStore, max_bytes: u64) -> Self {
         let seed = uuid::Uuid::new_v4().as_u64_pair().0;
-        Self { participant: Participant::new(store, max_bytes, seed), sockets_by_id: HashMap::new(), ids_by_socket: HashMap::new() }
+        Self {
+            participant: Participant::new(store, max_bytes, seed),
+            sockets_by_id: HashMap::new(),
+            ids_by_socket: HashMap::new(),
+        }
     }
 
     /// Adds a client under the id it asked for (its `Sec-WebSocket-Key`), or, when that is taken
     /// or reserved, under that id with the socket number appended. The first client of an empty
     /// room starts the participant's start-up exchange.
     pub fn join(&mut self, socket: SocketId, wanted: &str, round: &mut Round) -> Arc<str> {
-        let free = |id: &str| !RESERVED_IDS.contains(&id) && !id.contains('\n') && !self.sockets_by_id.contains_key(id);
-        let id: Arc<str> = if free(wanted) { wanted.into() } else { format!("{}~{socket}", wanted.replace('\n', "")).into() };
+        let free = |id: &str| {
+            !RESERVED_IDS.contains(&id) && !id.contains('\n') && !self.sockets_by_id.contains_key(id)
+        };
+        let id: Arc<str> = if free(wanted) {
+            wanted.into()
+        } else {
+            format!("{}~{socket}", wanted.replace('\n', "")).into()
+        };
         let first = self.sockets_by_id.is_empty();
         self.sockets_by_id.insert(id.clone(), socket);
         self.ids_by_socket.insert(socket, id.clone());
@@ -67,7 +79,14 @@ impl SyncState {
     /// or for `S`, then to every other client or to the one addressed. `remainders` are relayed
     /// byte for byte (several when the message came in fragments). Changes `S` refused as too
     /// large are not relayed either; returns whether that happened.
-    pub fn route(&mut self, socket: SocketId, recipient: &str, remainders: Vec<String>, message: SyncMessage, round: &mut Round) -> bool {
+    pub fn route(
+        &mut self,
+        socket: SocketId,
+        recipient: &str,
+        remainders: Vec<String>,
+        message: SyncMessage,
+        round: &mut Round,
+    ) -> bool {
         let Some(sender) = self.ids_by_socket.get(&socket).cloned() else { return false };
         let mut refused = false;
         if recipient.is_empty() || recipient == SERVER_ID {
@@ -78,7 +97,8 @@ impl SyncState {
         if recipient == SERVER_ID || refused {
             return refused;
         }
-        let target = if recipient.is_empty() { None } else { Some(self.sockets_by_id.get(recipient).copied()) };
+        let target =
+            if recipient.is_empty() { None } else { Some(self.sockets_by_id.get(recipient).copied()) };
         for remainder in remainders {
             let frame: ByteString = format!("{sender}\n{remainder}").into();
             match target {

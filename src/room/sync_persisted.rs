@@ -13,7 +13,12 @@ use crate::storage::{EntryWrite, Storage, StorageError};
 
 /// Reads a room's merged store (empty if nothing is stored). Entries that do not parse are
 /// skipped with a warning and left on disk.
-pub fn load_mergeable(storage: &dyn Storage, key: &RoomKey, unique_id: &str, now_ms: u64) -> Result<MergeableStore, StorageError> {
+pub fn load_mergeable(
+    storage: &dyn Storage,
+    key: &RoomKey,
+    unique_id: &str,
+    now_ms: u64,
+) -> Result<MergeableStore, StorageError> {
     let mut store = MergeableStore::new(unique_id);
     let mut tables = Builder::default();
     let mut values = Builder::default();
@@ -39,7 +44,9 @@ pub fn load_mergeable(storage: &dyn Storage, key: &RoomKey, unique_id: &str, now
 /// `(value, hlc, hash)` of a stored `[value, hlc, hash]`.
 fn stamp_parts(value: JsValue) -> Option<(JsValue, String, f64)> {
     let JsValue::Array(parts) = value else { return None };
-    let [thing, JsValue::String(hlc), JsValue::Number(hash)] = <[JsValue; 3]>::try_from(parts).ok()? else { return None };
+    let [thing, JsValue::String(hlc), JsValue::Number(hash)] = <[JsValue; 3]>::try_from(parts).ok()? else {
+        return None;
+    };
     Some((thing, hlc, hash))
 }
 
@@ -74,7 +81,8 @@ impl Builder {
             return JsValue::Array(vec![value, JsValue::String(hlc), JsValue::Number(hash)]);
         }
         let (hlc, hash) = self.own.unwrap_or_default();
-        let children = self.children.into_iter().map(|(id, child)| (id, child.into_stamp(depth - 1))).collect();
+        let children =
+            self.children.into_iter().map(|(id, child)| (id, child.into_stamp(depth - 1))).collect();
         JsValue::Array(vec![JsValue::Object(children), JsValue::String(hlc), JsValue::Number(hash)])
     }
 }
@@ -98,7 +106,9 @@ fn leaf_value(leaf: &Leaf) -> Vec<u8> {
 /// The writes that save the touched leaves, their rows and tables, and both roots.
 pub fn touched_writes(store: &MergeableStore, touched: &Touched) -> Vec<EntryWrite> {
     let mut writes = Vec::new();
-    let mut put = |section, ids: &[&str], value: Vec<u8>| writes.push(EntryWrite { key: mergeable_entry_key(section, ids), value: Some(value) });
+    let mut put = |section, ids: &[&str], value: Vec<u8>| {
+        writes.push(EntryWrite { key: mergeable_entry_key(section, ids), value: Some(value) })
+    };
     if touched.cells.is_empty() && touched.values.is_empty() {
         return Vec::new();
     }
@@ -133,7 +143,10 @@ pub fn reference_entries(store: &MergeableStore, storage_prefix: &str) -> Vec<(S
         .into_iter()
         .map(|write| {
             let key = String::from_utf8_lossy(&write.key[1..]).into_owned();
-            (format!("{storage_prefix}{key}"), String::from_utf8_lossy(&write.value.unwrap_or_default()).into_owned())
+            (
+                format!("{storage_prefix}{key}"),
+                String::from_utf8_lossy(&write.value.unwrap_or_default()).into_owned(),
+            )
         })
         .collect();
     entries.sort();
@@ -143,7 +156,9 @@ pub fn reference_entries(store: &MergeableStore, storage_prefix: &str) -> Vec<(S
 /// The writes that save the whole store (an import).
 pub fn all_writes(store: &MergeableStore) -> Vec<EntryWrite> {
     let mut entries = Vec::new();
-    let mut add = |section, ids: &[&str], value: Vec<u8>| entries.push(EntryWrite { key: mergeable_entry_key(section, ids), value: Some(value) });
+    let mut add = |section, ids: &[&str], value: Vec<u8>| {
+        entries.push(EntryWrite { key: mergeable_entry_key(section, ids), value: Some(value) })
+    };
     add(MergeableSection::Tables, &[], container_value(&store.tables));
     for (table_id, table) in store.tables.children() {
         add(MergeableSection::Tables, &[table_id], container_value(table));

@@ -15,7 +15,9 @@ use bytestring::ByteString;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Instrument;
 
-use super::handle::{Command, GetResult, Inspection, JoinOutcome, PutResult, RoomStats, ServerWriteResult, SocketId};
+use super::handle::{
+    Command, GetResult, Inspection, JoinOutcome, PutResult, RoomStats, ServerWriteResult, SocketId,
+};
 use super::persisted::{entry_writes, load_store, room_path};
 use super::registry::LiveRooms;
 use super::sync::{now_ms, SyncState};
@@ -25,8 +27,8 @@ use crate::config::{Limits, PartyConfig, PartyKind};
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, Permissions, PersisterStore, PutOutcome};
 use crate::storage::{DurableTicket, EntryWrite, OpenRound, Storage, StorageError};
-use crate::ws::outbox::{Outbox, SendError};
 use crate::ws::close;
+use crate::ws::outbox::{Outbox, SendError};
 
 /// The most commands one round takes before it writes and flushes: bounds a round's latency
 /// and the memory held by its pending broadcasts.
@@ -47,18 +49,32 @@ impl Member {
             None => frame.clone(),
             Some(channel) => format!("M\n{channel}\n{frame}").into(),
         };
-        if hold { self.outbox.send_held(frame) } else { self.outbox.send(frame) }
+        if hold {
+            self.outbox.send_held(frame)
+        } else {
+            self.outbox.send(frame)
+        }
     }
 }
 
 /// Something to do once the round's writes are durable.
 pub(super) enum Effect {
     /// Send a frame to every socket whose connection id is not `exclude`.
-    Broadcast { exclude: Option<Arc<str>>, frame: ByteString },
+    Broadcast {
+        exclude: Option<Arc<str>>,
+        frame: ByteString,
+    },
     /// Send a frame to one socket only.
-    Send { socket: SocketId, frame: ByteString },
+    Send {
+        socket: SocketId,
+        frame: ByteString,
+    },
     /// Close these sockets (those in the room when the room was deleted).
-    Close { sockets: Vec<SocketId>, code: u16, reason: &'static str },
+    Close {
+        sockets: Vec<SocketId>,
+        code: u16,
+        reason: &'static str,
+    },
     Put(oneshot::Sender<PutResult>, PutResult),
     Get(oneshot::Sender<GetResult>, GetResult),
     Inspect(oneshot::Sender<Option<Inspection>>, Option<Inspection>),
@@ -107,7 +123,13 @@ pub(crate) struct RoomTask {
 }
 
 impl RoomTask {
-    pub(crate) fn new(key: RoomKey, storage: Arc<dyn Storage>, party: &PartyConfig, stats: Arc<RoomStats>, metrics: Arc<Metrics>) -> Self {
+    pub(crate) fn new(
+        key: RoomKey,
+        storage: Arc<dyn Storage>,
+        party: &PartyConfig,
+        stats: Arc<RoomStats>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             counters: metrics.party(&party.name),
             metrics,
@@ -129,7 +151,12 @@ impl RoomTask {
 
     /// Runs until the room is shut down, retires after `idle_unload` without connections or
     /// work, or every handle is dropped.
-    pub(crate) async fn run(mut self, mut commands: mpsc::Receiver<Command>, live: Arc<LiveRooms>, idle_unload: Duration) {
+    pub(crate) async fn run(
+        mut self,
+        mut commands: mpsc::Receiver<Command>,
+        live: Arc<LiveRooms>,
+        idle_unload: Duration,
+    ) {
         let span = tracing::info_span!("room", party = %self.key.party(), room = %self.key.room());
         async move {
             loop {
@@ -225,11 +252,14 @@ impl RoomTask {
         }
         let started = std::time::Instant::now();
         let loaded = match self.kind {
-            PartyKind::TinybasePersister => load_store(self.storage.as_ref(), &self.key).map(|store| self.store = Some(store)),
+            PartyKind::TinybasePersister => {
+                load_store(self.storage.as_ref(), &self.key).map(|store| self.store = Some(store))
+            }
             PartyKind::TinybaseSync => {
                 let unique_id = uuid::Uuid::new_v4().to_string();
                 let max_bytes = self.limits.max_room_bytes as u64;
-                load_mergeable(self.storage.as_ref(), &self.key, &unique_id, now_ms()).map(|store| self.sync = Some(SyncState::new(store, max_bytes)))
+                load_mergeable(self.storage.as_ref(), &self.key, &unique_id, now_ms())
+                    .map(|store| self.sync = Some(SyncState::new(store, max_bytes)))
             }
         };
         match loaded {
@@ -277,7 +307,9 @@ impl RoomTask {
                     return;
                 }
                 self.apply_changes(changes, Some(connection_id), round);
-                let restore = refused.and_then(|refused| self.store.as_ref().filter(|store| store.has_store())?.restore_payload(&refused));
+                let restore = refused.and_then(|refused| {
+                    self.store.as_ref().filter(|store| store.has_store())?.restore_payload(&refused)
+                });
                 self.restore_sender(socket, restore, round);
             }
             Command::ServerChanges { changes, reply } => {
@@ -337,12 +369,19 @@ impl RoomTask {
                     PartyKind::TinybasePersister => self.store = Some(PersisterStore::new()),
                     PartyKind::TinybaseSync => {
                         let unique_id = uuid::Uuid::new_v4().to_string();
-                        self.sync = Some(SyncState::new(crate::protocol::mergeable::tree::MergeableStore::new(&unique_id), self.limits.max_room_bytes as u64));
+                        self.sync = Some(SyncState::new(
+                            crate::protocol::mergeable::tree::MergeableStore::new(&unique_id),
+                            self.limits.max_room_bytes as u64,
+                        ));
                     }
                 }
                 self.cached_body = None;
                 let sockets = self.members.keys().copied().collect();
-                round.effects.push(Effect::Close { sockets, code: close::ROOM_DELETED, reason: "room deleted" });
+                round.effects.push(Effect::Close {
+                    sockets,
+                    code: close::ROOM_DELETED,
+                    reason: "room deleted",
+                });
                 round.effects.push(Effect::Deleted(reply));
             }
             Command::Shutdown { done } => round.shutdown.push(done),
@@ -350,7 +389,12 @@ impl RoomTask {
     }
 
     /// Applies changes and queues their broadcast; the accepted payload, if anything was accepted.
-    fn apply_changes(&mut self, changes: Changes, sender: Option<Arc<str>>, round: &mut Round) -> Option<String> {
+    fn apply_changes(
+        &mut self,
+        changes: Changes,
+        sender: Option<Arc<str>>,
+        round: &mut Round,
+    ) -> Option<String> {
         let store = self.store.as_mut()?;
         if !store.has_store() {
             self.counters.ignored_no_store.inc();
@@ -371,7 +415,9 @@ impl RoomTask {
     /// Sends the sender (only) the changes that put it back to what is stored.
     fn restore_sender(&self, socket: SocketId, restore: Option<String>, round: &mut Round) {
         if let Some(payload) = restore {
-            round.effects.push(Effect::Send { socket, frame: format!("{}s{payload}", self.message_prefix).into() });
+            round
+                .effects
+                .push(Effect::Send { socket, frame: format!("{}s{payload}", self.message_prefix).into() });
         }
     }
 
@@ -383,7 +429,11 @@ impl RoomTask {
         if after <= self.limits.max_room_bytes || after <= store.stored_bytes() {
             return None;
         }
-        tracing::info!(after, limit = self.limits.max_room_bytes, "refusing a change: the room would be too large");
+        tracing::info!(
+            after,
+            limit = self.limits.max_room_bytes,
+            "refusing a change: the room would be too large"
+        );
         self.counters.refused_room_full.inc();
         Some(store.restore_payload(changes))
     }
@@ -398,7 +448,11 @@ impl RoomTask {
             return Some(Inspection {
                 content: Some(store.plain_content()),
                 reference_entries: reference_entries(store, &self.storage_prefix),
-                connection_ids: self.members.values().map(|member| member.connection_id.to_string()).collect(),
+                connection_ids: self
+                    .members
+                    .values()
+                    .map(|member| member.connection_id.to_string())
+                    .collect(),
             });
         }
         let store = self.store.as_ref()?;
@@ -436,7 +490,11 @@ impl RoomTask {
         match durable {
             Ok(()) => {
                 // Several frames for the same sockets leave in one write a socket.
-                let hold = effects.iter().filter(|effect| matches!(effect, Effect::Broadcast { .. } | Effect::Send { .. })).nth(1).is_some();
+                let hold = effects
+                    .iter()
+                    .filter(|effect| matches!(effect, Effect::Broadcast { .. } | Effect::Send { .. }))
+                    .nth(1)
+                    .is_some();
                 effects.into_iter().for_each(|effect| self.carry_out(effect, hold));
                 if hold {
                     self.members.values().for_each(|member| member.outbox.release_held());
@@ -456,13 +514,23 @@ impl RoomTask {
         }
     }
 
-    async fn make_durable(&mut self, round: &mut Round, joining: Option<Joiners<'_>>) -> Result<(), StorageError> {
+    async fn make_durable(
+        &mut self,
+        round: &mut Round,
+        joining: Option<Joiners<'_>>,
+    ) -> Result<(), StorageError> {
         let writes = std::mem::take(&mut round.writes);
         if !round.delete_room && writes.is_empty() {
             return Ok(());
         }
         let messages = joining.as_ref().map_or(1, |joining| joining.handled);
-        let (ticket, open) = self.storage.commit_open(room_path(&self.key), round.delete_room, writes, self.stored_bytes(), messages);
+        let (ticket, open) = self.storage.commit_open(
+            room_path(&self.key),
+            round.delete_room,
+            writes,
+            self.stored_bytes(),
+            messages,
+        );
         match (open, joining) {
             (Some(open), Some(joining)) => self.join_until_durable(ticket, &open, round, joining).await,
             _ => ticket.await,
@@ -472,7 +540,13 @@ impl RoomTask {
     /// Waits for `ticket`, meanwhile adding the changes that arrive to the round while its
     /// commit has not started. The first other command, or a change too late for the commit,
     /// is held over for the next round.
-    async fn join_until_durable(&mut self, ticket: DurableTicket, open: &OpenRound, round: &mut Round, joining: Joiners<'_>) -> Result<(), StorageError> {
+    async fn join_until_durable(
+        &mut self,
+        ticket: DurableTicket,
+        open: &OpenRound,
+        round: &mut Round,
+        joining: Joiners<'_>,
+    ) -> Result<(), StorageError> {
         let Joiners { commands, mut handled } = joining;
         let mut ticket = std::pin::pin!(ticket);
         while handled < MAX_COMMANDS_PER_ROUND {

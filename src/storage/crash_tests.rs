@@ -34,7 +34,9 @@ fn room_name(i: u32) -> String {
 }
 
 fn entries(i: u32) -> Vec<(Vec<u8>, Vec<u8>)> {
-    (0..ENTRIES).map(|j| (format!("k{j:04}").into_bytes(), format!("{i}:{j}:{}", "v".repeat(64)).into_bytes())).collect()
+    (0..ENTRIES)
+        .map(|j| (format!("k{j:04}").into_bytes(), format!("{i}:{j}:{}", "v".repeat(64)).into_bytes()))
+        .collect()
 }
 
 /// The child half: does nothing unless started by the parent below.
@@ -49,8 +51,11 @@ async fn crash_child_writes_until_killed() {
         let _ = background.flush();
     });
     for i in 0.. {
-        let writes = entries(i).into_iter().map(|(key, value)| EntryWrite { key, value: Some(value) }).collect();
-        storage.write(RoomPath { party: "crash", room: &room_name(i) }, writes, u64::from(ENTRIES)).expect("child writes");
+        let writes =
+            entries(i).into_iter().map(|(key, value)| EntryWrite { key, value: Some(value) }).collect();
+        storage
+            .write(RoomPath { party: "crash", room: &room_name(i) }, writes, u64::from(ENTRIES))
+            .expect("child writes");
         println!("written {i}");
         if i % DURABLE_EVERY == 0 {
             storage.durable().await.expect("child flushes");
@@ -65,8 +70,14 @@ async fn crash_child_commits_until_killed() {
     let Some(dir) = std::env::var_os(CHILD_ENV) else { return };
     let storage = SledStorage::open(Path::new(&dir)).expect("child opens the data dir");
     for i in 0.. {
-        let writes = entries(i).into_iter().map(|(key, value)| EntryWrite { key, value: Some(value) }).collect();
-        let ticket = storage.commit(RoomPath { party: "crash", room: &room_name(i) }, false, writes, u64::from(ENTRIES));
+        let writes =
+            entries(i).into_iter().map(|(key, value)| EntryWrite { key, value: Some(value) }).collect();
+        let ticket = storage.commit(
+            RoomPath { party: "crash", room: &room_name(i) },
+            false,
+            writes,
+            u64::from(ENTRIES),
+        );
         ticket.await.expect("child commits");
         println!("durable {i}");
     }
@@ -132,7 +143,13 @@ fn a_killed_committer_keeps_every_acknowledged_round_through_the_journal() {
     let kill_at = format!("durable {COMMIT_KILL_AFTER_ROOM}");
     let acknowledged = run_child_until_killed(COMMIT_CHILD_TEST, dir.path(), |line| line == kill_at);
     assert_eq!(acknowledged, COMMIT_KILL_AFTER_ROOM);
-    let journal_bytes: u64 = ["partyd-journal-0", "partyd-journal-1"].iter().map(|name| std::fs::metadata(dir.path().join(name)).unwrap().len()).sum();
-    assert!(u64::from(COMMIT_KILL_AFTER_ROOM) * 3 * 4096 > journal_bytes, "the rounds must pass through both journal files");
+    let journal_bytes: u64 = ["partyd-journal-0", "partyd-journal-1"]
+        .iter()
+        .map(|name| std::fs::metadata(dir.path().join(name)).unwrap().len())
+        .sum();
+    assert!(
+        u64::from(COMMIT_KILL_AFTER_ROOM) * 3 * 4096 > journal_bytes,
+        "the rounds must pass through both journal files"
+    );
     assert_recovered(dir.path(), acknowledged);
 }

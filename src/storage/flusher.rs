@@ -10,8 +10,8 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, PoisonError, RwLock};
-use std::time::Duration;
 use std::thread::JoinHandle;
+use std::time::Duration;
 use std::time::Instant;
 
 use tokio::sync::oneshot;
@@ -19,7 +19,6 @@ use tokio::sync::oneshot;
 use super::{DurableTicket, StorageError};
 
 type Waiter = oneshot::Sender<Result<(), StorageError>>;
-
 
 /// How group commits wait under load: a wait that grows with the arrival rate of messages, up
 /// to a window. See [`Pacer`].
@@ -361,7 +360,10 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_flush_is_reported_to_its_waiters() {
-        let flusher = Flusher::start(Pacing::scaled(Duration::ZERO), |_: Vec<()>| Err(StorageError::Io("disk on fire".into()))).unwrap();
+        let flusher = Flusher::start(Pacing::scaled(Duration::ZERO), |_: Vec<()>| {
+            Err(StorageError::Io("disk on fire".into()))
+        })
+        .unwrap();
         let error = flusher.durable().await.unwrap_err();
         assert!(error.to_string().contains("disk on fire"));
     }

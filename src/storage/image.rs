@@ -20,11 +20,21 @@ pub fn removal(room: RoomPath<'_>) -> (Vec<u8>, Option<Vec<u8>>) {
 
 /// Visits the room's entries from its image; `Ok(false)` when it has none (or an unreadable
 /// one, which is logged and ignored: the entries themselves are the truth).
-pub fn visit(db: &sled::Db, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<bool, StorageError> {
-    let Some(image) = db.get(image_key(room.party, room.room)).map_err(engine_error)? else { return Ok(false) };
+pub fn visit(
+    db: &sled::Db,
+    room: RoomPath<'_>,
+    visit: &mut dyn FnMut(&[u8], &[u8]),
+) -> Result<bool, StorageError> {
+    let Some(image) = db.get(image_key(room.party, room.room)).map_err(engine_error)? else {
+        return Ok(false);
+    };
     let mut only_entries = true;
     if !ops::visit(&image, |_, value| only_entries &= value.is_some()) || !only_entries {
-        tracing::warn!(party = room.party, room = room.room, "a room image does not decode; loading the room's entries instead");
+        tracing::warn!(
+            party = room.party,
+            room = room.room,
+            "a room image does not decode; loading the room's entries instead"
+        );
         return Ok(false);
     }
     ops::visit(&image, |key, value| visit(key, value.unwrap_or_default()));
@@ -88,7 +98,10 @@ mod tests {
         assert_eq!(storage.raw_len(), keys + 1, "an existing image is kept, not rewritten");
         assert_eq!(entries(&storage), before, "the image holds the same entries in the same order");
 
-        storage.commit(ROOM, false, vec![set("a", "changed"), EntryWrite { key: b"b".to_vec(), value: None }], 2).await.unwrap();
+        storage
+            .commit(ROOM, false, vec![set("a", "changed"), EntryWrite { key: b"b".to_vec(), value: None }], 2)
+            .await
+            .unwrap();
         assert_eq!(storage.raw_len(), keys - 1, "the write removed the image (and the entry b)");
         assert_eq!(entries(&storage), pairs(&[("a", "changed"), ("c\0\"", "3")]));
 

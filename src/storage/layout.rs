@@ -141,7 +141,9 @@ pub fn read_persister_entry_key(bytes: &[u8]) -> Option<PersisterKeyRef<'_>> {
 pub fn decode_persister_entry_key(bytes: &[u8]) -> Option<PersisterKey> {
     Some(match read_persister_entry_key(bytes)? {
         PersisterKeyRef::StoreFlag => PersisterKey::StoreFlag,
-        PersisterKeyRef::Cell { table, row, cell } => PersisterKey::Cell { table: table.into(), row: row.into(), cell: cell.into() },
+        PersisterKeyRef::Cell { table, row, cell } => {
+            PersisterKey::Cell { table: table.into(), row: row.into(), cell: cell.into() }
+        }
         PersisterKeyRef::Value { id } => PersisterKey::Value { id: id.into() },
     })
 }
@@ -183,7 +185,11 @@ pub fn decode_mergeable_entry_key(bytes: &[u8]) -> Option<(MergeableSection, Vec
         _ => return None,
     };
     let text = std::str::from_utf8(ids).ok()?;
-    let crate::protocol::json::JsValue::Array(items) = crate::protocol::json::parse(&format!("[{text}]"), false).ok()? else { return None };
+    let crate::protocol::json::JsValue::Array(items) =
+        crate::protocol::json::parse(&format!("[{text}]"), false).ok()?
+    else {
+        return None;
+    };
     let ids = items.into_iter().map(|item| match item {
         crate::protocol::json::JsValue::String(id) => Some(id),
         _ => None,
@@ -200,7 +206,12 @@ mod tests {
 
     #[test]
     fn room_prefixes_never_overlap() {
-        let pairs = [(("a", "b"), ("a", "bc")), (("p", "qr"), ("pq", "r")), (("", "ab"), ("a", "b")), (("x", ""), ("x", "\0"))];
+        let pairs = [
+            (("a", "b"), ("a", "bc")),
+            (("p", "qr"), ("pq", "r")),
+            (("", "ab"), ("a", "b")),
+            (("x", ""), ("x", "\0")),
+        ];
         for ((p1, r1), (p2, r2)) in pairs {
             let (k1, k2) = (room_prefix(p1, r1), room_prefix(p2, r2));
             assert!(!k1.starts_with(&k2) && !k2.starts_with(&k1), "{p1}/{r1} vs {p2}/{r2}");
@@ -220,7 +231,10 @@ mod tests {
     fn mergeable_keys_are_tinybase_keys_behind_a_tag_and_read_back() {
         let key = mergeable_entry_key(MergeableSection::Tables, &["pets", "fi\"do", "legs"]);
         assert_eq!(key, b"mt\"pets\",\"fi\\\"do\",\"legs\"".to_vec());
-        assert_eq!(decode_mergeable_entry_key(&key), Some((MergeableSection::Tables, vec!["pets".into(), "fi\"do".into(), "legs".into()])));
+        assert_eq!(
+            decode_mergeable_entry_key(&key),
+            Some((MergeableSection::Tables, vec!["pets".into(), "fi\"do".into(), "legs".into()]))
+        );
         assert_eq!(mergeable_entry_key(MergeableSection::Values, &[]), b"mv".to_vec());
         assert_eq!(decode_mergeable_entry_key(b"mv"), Some((MergeableSection::Values, vec![])));
         for bad in [&b"mv\"a\",\"b\""[..], b"mt1", b"mx", b"m", b"c", b"mt\"a\",\"b\",\"c\",\"d\""] {
@@ -234,7 +248,13 @@ mod tests {
 
     #[test]
     fn a_tables_cells_never_share_a_prefix_with_another_table() {
-        let cell = |table: &str| persister_entry_key(&PersisterKey::Cell { table: table.into(), row: "r".into(), cell: "c".into() });
+        let cell = |table: &str| {
+            persister_entry_key(&PersisterKey::Cell {
+                table: table.into(),
+                row: "r".into(),
+                cell: "c".into(),
+            })
+        };
         assert!(!cell("ab").starts_with(&cell("a")[..5]));
     }
 

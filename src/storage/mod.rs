@@ -8,8 +8,8 @@ mod crash_tests;
 mod flusher;
 mod image;
 mod journal;
-mod ops;
 pub mod layout;
+mod ops;
 mod sled_store;
 
 use std::future::Future;
@@ -195,7 +195,11 @@ pub trait Storage: Send + Sync + 'static {
     fn load_room(&self, room: RoomPath<'_>) -> Result<RoomEntries, StorageError>;
     /// Calls `visit` with every entry of a room (key without the room prefix, value), in key
     /// order, without collecting them first.
-    fn visit_room(&self, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+    fn visit_room(
+        &self,
+        room: RoomPath<'_>,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), StorageError> {
         for (key, value) in self.load_room(room)? {
             visit(&key, &value);
         }
@@ -203,7 +207,12 @@ pub trait Storage: Send + Sync + 'static {
     }
     /// Applies the writes, and the room's index entry (`stored_bytes`, now), as one atomic
     /// batch. Not durable until [`Storage::durable`] says so.
-    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError>;
+    fn write(
+        &self,
+        room: RoomPath<'_>,
+        writes: Vec<EntryWrite>,
+        stored_bytes: u64,
+    ) -> Result<(), StorageError>;
     /// Removes every entry of a room and its index entry, as one atomic batch (not yet durable).
     fn delete_room(&self, room: RoomPath<'_>) -> Result<(), StorageError>;
     /// Group commit: a ticket that resolves once everything written so far is flushed.
@@ -211,7 +220,13 @@ pub trait Storage: Send + Sync + 'static {
     /// A room's round: deletes the room first if asked, then applies `writes` and its index
     /// entry atomically; the ticket resolves once that is durable. An engine may queue the
     /// work and commit many rooms' rounds together (sled: one batch and one flush).
-    fn commit(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> DurableTicket {
+    fn commit(
+        &self,
+        room: RoomPath<'_>,
+        delete_room: bool,
+        writes: Vec<EntryWrite>,
+        stored_bytes: u64,
+    ) -> DurableTicket {
         let applied = (|| {
             if delete_room {
                 self.delete_room(room)?;
@@ -230,7 +245,14 @@ pub trait Storage: Send + Sync + 'static {
     /// until its commit starts (see [`OpenRound`]); engines that cannot do that commit it as
     /// it is and return no open round. `messages` is how many messages the writes came from
     /// (engines that pace their group commits pace by it).
-    fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64, _messages: usize) -> (DurableTicket, Option<Arc<OpenRound>>) {
+    fn commit_open(
+        &self,
+        room: RoomPath<'_>,
+        delete_room: bool,
+        writes: Vec<EntryWrite>,
+        stored_bytes: u64,
+        _messages: usize,
+    ) -> (DurableTicket, Option<Arc<OpenRound>>) {
         (self.commit(room, delete_room, writes, stored_bytes), None)
     }
     /// Writes an image of the room (all its entries in one value) so that its next load reads
@@ -245,7 +267,13 @@ pub trait Storage: Send + Sync + 'static {
     fn flush(&self) -> Result<(), StorageError>;
     /// A party's stored rooms in name order (bytewise), those starting with `prefix` and
     /// coming after `after`, at most `limit`.
-    fn list_rooms(&self, party: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredRoom>, StorageError>;
+    fn list_rooms(
+        &self,
+        party: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRoom>, StorageError>;
     /// Every stored room of every party, as (party, room), parties and rooms in name order.
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError>;
     /// Counters of the group-commit flusher.
@@ -268,7 +296,10 @@ mod tests {
         round.try_join().expect("open").add(vec![set("b"), set("c")], 2);
         round.try_join().expect("open").add(Vec::new(), 2);
         let closed = round.close();
-        assert_eq!(closed, PendingWrites { writes: vec![set("a"), set("b"), set("c")], stored_bytes: 2, messages: 5 });
+        assert_eq!(
+            closed,
+            PendingWrites { writes: vec![set("a"), set("b"), set("c")], stored_bytes: 2, messages: 5 }
+        );
         assert!(round.try_join().is_none(), "nothing joins a closed round");
         assert_eq!(round.close(), PendingWrites::default());
     }

@@ -64,7 +64,11 @@ mod tests {
 
     #[test]
     fn operations_round_trip_and_damaged_payloads_are_refused() {
-        let ops: Ops = vec![(b"k".to_vec(), Some(b"v".to_vec())), (Vec::new(), None), (b"\0\x01".to_vec(), Some(Vec::new()))];
+        let ops: Ops = vec![
+            (b"k".to_vec(), Some(b"v".to_vec())),
+            (Vec::new(), None),
+            (b"\0\x01".to_vec(), Some(Vec::new())),
+        ];
         let mut payload = Vec::new();
         encode(&ops, &mut payload);
         assert_eq!(decode(&payload), Some(ops));

@@ -9,10 +9,13 @@ use std::sync::Arc;
 use super::applier::{apply, engine_error, Applier, Nudge};
 use super::flusher::{FlushObserver, FlushStats, Flusher, Pacing};
 use super::image;
-use super::ops::Ops;
 use super::journal::{AppendError, Journal, BLOCK};
 use super::layout::{decode_index_key, index_key, index_party_prefix, index_prefix, room_prefix};
-use super::{DurableTicket, EntryWrite, OpenRound, PendingWrites, RoomEntries, RoomMeta, RoomPath, Storage, StorageError, StoredRoom};
+use super::ops::Ops;
+use super::{
+    DurableTicket, EntryWrite, OpenRound, PendingWrites, RoomEntries, RoomMeta, RoomPath, Storage,
+    StorageError, StoredRoom,
+};
 
 /// sled's page cache. Rooms keep their live state in memory, so the cache mainly serves cold
 /// loads; 64 MiB keeps recently unloaded rooms warm without dominating RSS.
@@ -63,11 +66,17 @@ impl SledStorage {
             .map_err(|error| open_error(dir, error))?;
         let (applier, nudge) = Applier::start(db.clone()).map_err(|error| io_error(dir, &error))?;
         let checkpointed = applier.clone();
-        let mut journal =
-            Journal::open(dir, JOURNAL_BLOCKS, |ops| apply(&db, ops), Box::new(move || checkpointed.flush()))?;
+        let mut journal = Journal::open(
+            dir,
+            JOURNAL_BLOCKS,
+            |ops| apply(&db, ops),
+            Box::new(move || checkpointed.flush()),
+        )?;
         let committed = applier.clone();
-        let flusher = Flusher::start(pacing, move |rounds: Vec<Work>| commit_rounds(&committed, &nudge, &mut journal, rounds))
-            .map_err(|error| io_error(dir, &error))?;
+        let flusher = Flusher::start(pacing, move |rounds: Vec<Work>| {
+            commit_rounds(&committed, &nudge, &mut journal, rounds)
+        })
+        .map_err(|error| io_error(dir, &error))?;
         Ok(Arc::new(Self { db, applier, flusher }))
     }
 }
@@ -101,7 +110,9 @@ impl SledStorage {
 fn open_error(dir: &Path, error: sled::Error) -> StorageError {
     let path = PathBuf::from(dir);
     match error {
-        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => StorageError::Locked { path },
+        sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+            StorageError::Locked { path }
+        }
         sled::Error::Io(io) => io_error(dir, &io),
         other => StorageError::Corrupt { path, detail: other.to_string() },
     }
@@ -112,7 +123,9 @@ fn io_error(dir: &Path, error: &std::io::Error) -> StorageError {
 }
 
 fn now_ms() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_millis() as u64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 fn encode_meta(meta: RoomMeta) -> [u8; 16] {
@@ -123,7 +136,9 @@ fn encode_meta(meta: RoomMeta) -> [u8; 16] {
 }
 
 fn decode_meta(bytes: &[u8]) -> RoomMeta {
-    let word = |range: std::ops::Range<usize>| bytes.get(range).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes);
+    let word = |range: std::ops::Range<usize>| {
+        bytes.get(range).and_then(|b| b.try_into().ok()).map_or(0, u64::from_be_bytes)
+    };
     RoomMeta { stored_bytes: word(0..8), written_at_ms: word(8..16) }
 }
 
@@ -149,7 +164,12 @@ fn write_ops(room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> 
 /// write returns), then queued for sled. sled is flushed when a round asks for it (writes that
 /// bypassed the journal) or is too big for a journal file (then applied and flushed at once).
 /// Returns how many messages the commit carried, for the pacer.
-fn commit_rounds(applier: &Applier, nudge: &Nudge, journal: &mut Journal, rounds: Vec<Work>) -> Result<usize, StorageError> {
+fn commit_rounds(
+    applier: &Applier,
+    nudge: &Nudge,
+    journal: &mut Journal,
+    rounds: Vec<Work>,
+) -> Result<usize, StorageError> {
     let mut flush_engine = false;
     let mut ops = Ops::new();
     let mut messages = 0;
@@ -207,7 +227,11 @@ impl Storage for SledStorage {
         Ok(entries)
     }
 
-    fn visit_room(&self, room: RoomPath<'_>, visit: &mut dyn FnMut(&[u8], &[u8])) -> Result<(), StorageError> {
+    fn visit_room(
+        &self,
+        room: RoomPath<'_>,
+        visit: &mut dyn FnMut(&[u8], &[u8]),
+    ) -> Result<(), StorageError> {
         self.applier.settle()?;
         if image::visit(&self.db, room, visit)? {
             return Ok(());
@@ -220,7 +244,12 @@ impl Storage for SledStorage {
         Ok(())
     }
 
-    fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, stored_bytes: u64) -> Result<(), StorageError> {
+    fn write(
+        &self,
+        room: RoomPath<'_>,
+        writes: Vec<EntryWrite>,
+        stored_bytes: u64,
+    ) -> Result<(), StorageError> {
         self.applier.apply(write_ops(room, writes, stored_bytes))
     }
 
@@ -232,11 +261,24 @@ impl Storage for SledStorage {
         self.flusher.durable()
     }
 
-    fn commit(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64) -> DurableTicket {
+    fn commit(
+        &self,
+        room: RoomPath<'_>,
+        delete_room: bool,
+        writes: Vec<EntryWrite>,
+        stored_bytes: u64,
+    ) -> DurableTicket {
         self.commit_open(room, delete_room, writes, stored_bytes, 1).0
     }
 
-    fn commit_open(&self, room: RoomPath<'_>, delete_room: bool, writes: Vec<EntryWrite>, stored_bytes: u64, messages: usize) -> (DurableTicket, Option<Arc<OpenRound>>) {
+    fn commit_open(
+        &self,
+        room: RoomPath<'_>,
+        delete_room: bool,
+        writes: Vec<EntryWrite>,
+        stored_bytes: u64,
+        messages: usize,
+    ) -> (DurableTicket, Option<Arc<OpenRound>>) {
         let deletes = if delete_room {
             match self.delete_ops(room) {
                 Ok(ops) => ops,
@@ -246,7 +288,12 @@ impl Storage for SledStorage {
             Vec::new()
         };
         let round = Arc::new(OpenRound::new(writes, stored_bytes, messages));
-        let work = Work::Round { party: room.party.to_owned(), room: room.room.to_owned(), deletes, round: round.clone() };
+        let work = Work::Round {
+            party: room.party.to_owned(),
+            room: room.room.to_owned(),
+            deletes,
+            round: round.clone(),
+        };
         (self.flusher.submit(work), Some(round))
     }
 
@@ -256,7 +303,13 @@ impl Storage for SledStorage {
         self.flusher.durable().wait()
     }
 
-    fn list_rooms(&self, party: &str, prefix: &str, after: Option<&str>, limit: usize) -> Result<Vec<StoredRoom>, StorageError> {
+    fn list_rooms(
+        &self,
+        party: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<StoredRoom>, StorageError> {
         let party_prefix = index_party_prefix(party);
         let scan_prefix = index_key(party, prefix);
         self.applier.settle()?;
@@ -334,12 +387,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             // A long window: after the first commit the next one waits, so the round stays open.
-            let storage = SledStorage::open_with_pacing(dir.path(), Pacing::fixed(Duration::from_millis(300))).unwrap();
+            let storage =
+                SledStorage::open_with_pacing(dir.path(), Pacing::fixed(Duration::from_millis(300))).unwrap();
             storage.write(room("a"), vec![set("old", "1")], 1).unwrap();
             storage.durable().await.unwrap();
             let (ticket, open) = storage.commit_open(room("a"), true, vec![set("x", "1")], 1, 1);
             let open = open.expect("sled keeps rounds open");
-            open.try_join().expect("the commit waits for its window").add(vec![set("y", "2"), set("x", "3")], 2);
+            open.try_join()
+                .expect("the commit waits for its window")
+                .add(vec![set("y", "2"), set("x", "3")], 2);
             ticket.await.unwrap();
             assert!(open.try_join().is_none(), "the commit took the round");
             let meta = storage.list_rooms("main", "", None, 10).unwrap();
@@ -347,7 +403,11 @@ mod tests {
         }
         let storage = SledStorage::reopen(dir.path());
         let entries = vec![(b"x".to_vec(), b"3".to_vec()), (b"y".to_vec(), b"2".to_vec())];
-        assert_eq!(storage.load_room(room("a")).unwrap(), entries, "deleted first, then every write in order");
+        assert_eq!(
+            storage.load_room(room("a")).unwrap(),
+            entries,
+            "deleted first, then every write in order"
+        );
     }
 
     #[tokio::test]
@@ -357,7 +417,8 @@ mod tests {
         {
             let storage = SledStorage::open(dir.path()).unwrap();
             storage.write(room("big"), keys(0..1000).iter().map(|k| set(k, k)).collect(), 0).unwrap();
-            let mut second: Vec<_> = keys(0..500).into_iter().map(|k| EntryWrite { key: k.into_bytes(), value: None }).collect();
+            let mut second: Vec<_> =
+                keys(0..500).into_iter().map(|k| EntryWrite { key: k.into_bytes(), value: None }).collect();
             second.extend(keys(1000..1500).iter().map(|k| set(k, "new")));
             storage.write(room("big"), second, 0).unwrap();
             storage.durable().await.unwrap();
@@ -404,7 +465,10 @@ mod tests {
         for ticket in tickets {
             ticket.await.unwrap();
         }
-        assert_eq!(SledStorage::reopen(dir.path()).load_room(room("r")).unwrap(), vec![(b"k".to_vec(), b"v".to_vec())]);
+        assert_eq!(
+            SledStorage::reopen(dir.path()).load_room(room("r")).unwrap(),
+            vec![(b"k".to_vec(), b"v".to_vec())]
+        );
     }
 
     #[test]
@@ -445,7 +509,11 @@ mod tests {
         assert!(listed[0].meta.written_at_ms > 1_700_000_000_000);
         storage.delete_room(room("ab")).unwrap();
         assert!(storage.load_room(room("ab")).unwrap().is_empty());
-        assert_eq!(storage.load_room(room("a")).unwrap().len(), 2, "a neighbour with a shared prefix is untouched");
+        assert_eq!(
+            storage.load_room(room("a")).unwrap().len(),
+            2,
+            "a neighbour with a shared prefix is untouched"
+        );
         assert_eq!(storage.all_rooms().unwrap().len(), 5);
     }
 }

@@ -11,6 +11,8 @@ use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 
 use super::close;
 use super::frame::OpCode;
+use super::multiplex::Multiplexed;
+use super::outbox::Outbox;
 use super::outbox::{outbox, Next, OutboxReceiver};
 use super::socket::{Message, ReadError, Socket, WRITE_BATCH_BYTES};
 use super::takeover::{Accepted, TakeoverSlot};
@@ -21,8 +23,6 @@ use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::mergeable::frame::{split, FrameError, Inbound, Reassembly};
 use crate::protocol::mergeable::message::MessageType;
 use crate::protocol::persister::parse_frame;
-use super::multiplex::Multiplexed;
-use super::outbox::Outbox;
 use crate::room::{IpClaim, JoinOutcome, RoomHandle, SocketId};
 
 /// Everything a connection needs besides its socket.
@@ -71,7 +71,12 @@ pub async fn upgrade(req: &HttpRequest, connection: Connection) -> HttpResponse 
 /// Answers a websocket upgrade with an outbox made beforehand (a multiplexed socket's channels
 /// need it to join their rooms later). On a 101 the connection waits in the request's
 /// [`TakeoverSlot`] for the upgrade service to hand it the stream.
-pub async fn upgrade_with(req: &HttpRequest, connection: Connection, outbox: Outbox, receiver: OutboxReceiver) -> HttpResponse {
+pub async fn upgrade_with(
+    req: &HttpRequest,
+    connection: Connection,
+    outbox: Outbox,
+    receiver: OutboxReceiver,
+) -> HttpResponse {
     if let Err(error) = actix_http::ws::verify_handshake(req.head()) {
         tracing::info!(%error, "refusing a websocket handshake");
         return HttpResponse::from(actix_http::Response::from(error));
@@ -87,7 +92,9 @@ pub async fn upgrade_with(req: &HttpRequest, connection: Connection, outbox: Out
                 tracing::info!("refusing a websocket: the room is full");
                 return HttpResponse::ServiceUnavailable().body("room is full");
             }
-            Ok(JoinOutcome::StorageFailed) => return HttpResponse::InternalServerError().body("room storage unavailable"),
+            Ok(JoinOutcome::StorageFailed) => {
+                return HttpResponse::InternalServerError().body("room storage unavailable")
+            }
             Err(_) => return HttpResponse::ServiceUnavailable().body("server shutting down"),
         }
     }
@@ -130,7 +137,12 @@ impl Connection {
     /// an argument, not held by a wrapping block, because a block that awaits this future
     /// stores it twice.
     #[allow(clippy::manual_async_fn)]
-    pub(super) fn run(self, mut socket: Socket, mut outbox: OutboxReceiver, counted: TaskGuard) -> impl std::future::Future<Output = ()> {
+    pub(super) fn run(
+        self,
+        mut socket: Socket,
+        mut outbox: OutboxReceiver,
+        counted: TaskGuard,
+    ) -> impl std::future::Future<Output = ()> {
         async move {
             tracing::debug!("connected");
             let rate = rate_limiter(self.limits.messages_per_second);
@@ -202,7 +214,8 @@ impl Connection {
             room.leave(self.socket).await;
         }
         if let Protocol::Multiplexed(multiplexed, _) = &self.protocol {
-            let channels: Vec<RoomHandle> = multiplexed.borrow_mut().channels.drain().map(|(_, channel)| channel.room).collect();
+            let channels: Vec<RoomHandle> =
+                multiplexed.borrow_mut().channels.drain().map(|(_, channel)| channel.room).collect();
             for room in channels {
                 room.leave(self.socket).await;
             }
@@ -223,7 +236,11 @@ impl Connection {
         }
     }
 
-    fn count_and_parse(&self, text: &str, message_prefix: &str) -> Result<crate::protocol::persister::Changes, crate::protocol::persister::IgnoredFrame> {
+    fn count_and_parse(
+        &self,
+        text: &str,
+        message_prefix: &str,
+    ) -> Result<crate::protocol::persister::Changes, crate::protocol::persister::IgnoredFrame> {
         self.count_in(text.len());
         parse_frame(text, message_prefix)
     }
@@ -252,7 +269,9 @@ impl Connection {
             }
             _ => {}
         }
-        let Protocol::Persister { message_prefix } = &self.protocol else { return on_control(message, socket) };
+        let Protocol::Persister { message_prefix } = &self.protocol else {
+            return on_control(message, socket);
+        };
         match message {
             Message::Text(text) => match self.count_and_parse(&text, message_prefix) {
                 Ok(_) if self.access == Access::Read => {
@@ -302,8 +321,14 @@ impl Connection {
         reassembly: &RefCell<Reassembly>,
     ) -> Option<Ending> {
         self.count_in(payload.map_or(0, str::len));
-        let Some((recipient, remainder)) = payload.and_then(split) else { return self.invalid("not `recipient\\nmessage`") };
-        let inbound = reassembly.borrow_mut().accept(&format!("{channel}\n{recipient}"), remainder, crate::room::now_ms());
+        let Some((recipient, remainder)) = payload.and_then(split) else {
+            return self.invalid("not `recipient\\nmessage`");
+        };
+        let inbound = reassembly.borrow_mut().accept(
+            &format!("{channel}\n{recipient}"),
+            remainder,
+            crate::room::now_ms(),
+        );
         let (remainders, message) = match inbound {
             Ok(Inbound::Pending) => return None,
             Ok(Inbound::Message { remainders, message }) => (remainders, message),
@@ -315,7 +340,11 @@ impl Connection {
         };
         let reads_only = matches!(
             message.kind,
-            MessageType::GetContentHashes | MessageType::GetTableDiff | MessageType::GetRowDiff | MessageType::GetCellDiff | MessageType::GetValueDiff
+            MessageType::GetContentHashes
+                | MessageType::GetTableDiff
+                | MessageType::GetRowDiff
+                | MessageType::GetCellDiff
+                | MessageType::GetValueDiff
         );
         if access == Access::Read && !reads_only {
             self.counters.refused_read_only.inc();
@@ -351,7 +380,11 @@ fn take_stream_back(socket: &mut Socket, outbox: &mut OutboxReceiver) {
 
 /// Writes `first` and then every frame already queued, in one write of up to about
 /// [`WRITE_BATCH_BYTES`] (a busy room queues several frames per round).
-async fn send_ready_frames(socket: &mut Socket, outbox: &mut OutboxReceiver, first: bytestring::ByteString) -> Option<Ending> {
+async fn send_ready_frames(
+    socket: &mut Socket,
+    outbox: &mut OutboxReceiver,
+    first: bytestring::ByteString,
+) -> Option<Ending> {
     let mut frame = Some(first);
     while let Some(next) = frame {
         socket.queue(OpCode::Text, next.as_bytes());

@@ -98,7 +98,9 @@ pub fn decode(buf: &mut BytesMut, max_payload: usize) -> Result<Option<Frame>, F
         return Err(FrameError::TooBig);
     }
     let length = length as usize;
-    let Some(mask) = buf.get(header..header + 4).map(|bytes| [bytes[0], bytes[1], bytes[2], bytes[3]]) else { return Ok(None) };
+    let Some(mask) = buf.get(header..header + 4).map(|bytes| [bytes[0], bytes[1], bytes[2], bytes[3]]) else {
+        return Ok(None);
+    };
     if buf.len() < header + 4 + length {
         buf.reserve(header + 4 + length - buf.len());
         return Ok(None);
@@ -166,7 +168,8 @@ pub fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, FrameError> 
             if !allowed {
                 return Err(FrameError::Protocol("a close code no endpoint may send"));
             }
-            let reason = std::str::from_utf8(reason).map_err(|_| FrameError::Protocol("a close reason that is not UTF-8"))?;
+            let reason = std::str::from_utf8(reason)
+                .map_err(|_| FrameError::Protocol("a close reason that is not UTF-8"))?;
             Ok(Some((code, reason.to_owned())))
         }
     }
@@ -203,7 +206,11 @@ mod tests {
             let wire = client_frame(0x81, &payload, [0x12, 0x34, 0x56, 0x78]);
             let mut whole = BytesMut::from(&wire[..]);
             let frame = decode(&mut whole, 1 << 20).unwrap().unwrap();
-            assert_eq!((frame.fin, frame.opcode, &frame.payload[..]), (true, OpCode::Text, &payload[..]), "length {length}");
+            assert_eq!(
+                (frame.fin, frame.opcode, &frame.payload[..]),
+                (true, OpCode::Text, &payload[..]),
+                "length {length}"
+            );
             assert!(whole.is_empty());
             if length <= 127 {
                 let mut trickle = BytesMut::new();
@@ -224,19 +231,31 @@ mod tests {
         let first = decode(&mut buf, 100).unwrap().unwrap();
         assert_eq!((first.fin, first.opcode, &first.payload[..]), (false, OpCode::Text, &b"hel"[..]));
         let second = decode(&mut buf, 100).unwrap().unwrap();
-        assert_eq!((second.fin, second.opcode, &second.payload[..]), (true, OpCode::Continuation, &b"lo"[..]));
+        assert_eq!(
+            (second.fin, second.opcode, &second.payload[..]),
+            (true, OpCode::Continuation, &b"lo"[..])
+        );
         assert_eq!(decode(&mut buf, 100).unwrap(), None);
     }
 
     #[test]
     fn malformed_frames_are_refused() {
         let cases: [(&[u8], FrameError); 6] = [
-            (&[0x81, 0x05, b'h', b'e', b'l', b'l', b'o'], FrameError::Protocol("a client frame is not masked")),
+            (
+                &[0x81, 0x05, b'h', b'e', b'l', b'l', b'o'],
+                FrameError::Protocol("a client frame is not masked"),
+            ),
             (&[0xC1, 0x80, 0, 0, 0, 0], FrameError::Protocol("reserved bits set without an extension")),
             (&[0x83, 0x80, 0, 0, 0, 0], FrameError::Protocol("unknown opcode")),
             (&[0x8B, 0x80, 0, 0, 0, 0], FrameError::Protocol("unknown opcode")),
-            (&[0x09, 0x80, 0, 0, 0, 0], FrameError::Protocol("a control frame is fragmented or longer than 125 bytes")),
-            (&[0x89, 0xFE, 0x00, 0x7E], FrameError::Protocol("a control frame is fragmented or longer than 125 bytes")),
+            (
+                &[0x09, 0x80, 0, 0, 0, 0],
+                FrameError::Protocol("a control frame is fragmented or longer than 125 bytes"),
+            ),
+            (
+                &[0x89, 0xFE, 0x00, 0x7E],
+                FrameError::Protocol("a control frame is fragmented or longer than 125 bytes"),
+            ),
         ];
         for (wire, expected) in cases {
             assert_eq!(decode(&mut BytesMut::from(wire), 1 << 20), Err(expected), "{wire:?}");
@@ -248,14 +267,22 @@ mod tests {
         let mut header = BytesMut::from(&[0x82, 0xFF, 0, 0, 0, 0, 0, 0x10, 0, 1][..]);
         assert_eq!(decode(&mut header, 1 << 20), Err(FrameError::TooBig));
         let mut huge = BytesMut::from(&[0x82, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF][..]);
-        assert_eq!(decode(&mut huge, usize::MAX), Err(FrameError::Protocol("a 64-bit length with its top bit set")));
+        assert_eq!(
+            decode(&mut huge, usize::MAX),
+            Err(FrameError::Protocol("a 64-bit length with its top bit set"))
+        );
         let mut at_limit = BytesMut::from(&client_frame(0x82, &[7; 100], [9, 9, 9, 9])[..]);
         assert_eq!(decode(&mut at_limit, 99), Err(FrameError::TooBig));
     }
 
     #[test]
     fn server_frames_use_the_shortest_length_form() {
-        for (length, header) in [(0usize, vec![0x81, 0]), (125, vec![0x81, 125]), (126, vec![0x81, 126, 0, 126]), (65_536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0])] {
+        for (length, header) in [
+            (0usize, vec![0x81, 0]),
+            (125, vec![0x81, 125]),
+            (126, vec![0x81, 126, 0, 126]),
+            (65_536, vec![0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]),
+        ] {
             let mut out = Vec::new();
             encode(&mut out, OpCode::Text, &vec![b'x'; length]);
             assert_eq!(&out[..header.len()], &header[..], "length {length}");
@@ -268,7 +295,9 @@ mod tests {
         assert_eq!(parse_close(&[]), Ok(None));
         assert_eq!(parse_close(&[0x03, 0xE8, b'o', b'k']), Ok(Some((1000, "ok".to_owned()))));
         assert_eq!(parse_close(&[0x0F, 0xA0]), Ok(Some((4000, String::new()))));
-        for bad in [&[0x03][..], &[0x03, 0xED], &[0x03, 0xEE], &[0x03, 0xF7], &[0x13, 0x88], &[0x03, 0xE8, 0xFF]] {
+        for bad in
+            [&[0x03][..], &[0x03, 0xED], &[0x03, 0xEE], &[0x03, 0xF7], &[0x13, 0x88], &[0x03, 0xE8, 0xFF]]
+        {
             assert!(parse_close(bad).is_err(), "{bad:?}");
         }
         let long = "é".repeat(100);

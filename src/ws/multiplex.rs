@@ -58,9 +58,17 @@ pub fn parse_control(remainder: &str) -> Result<Control, Violation> {
         return Err(Violation::Invalid("not a control message"));
     }
     match (control.as_slice(), request_id) {
-        ([JsValue::Number(kind), JsValue::Number(one)], JsValue::String(_)) if *kind == 0.0 && *one == 1.0 => Ok(Control::Hello),
-        ([JsValue::Number(kind), JsValue::String(channel)], JsValue::String(_)) if *kind == 1.0 => Ok(Control::Subscribe(valid_channel(channel)?)),
-        ([JsValue::Number(kind), JsValue::String(channel)], _) if *kind == 2.0 => Ok(Control::Unsubscribe(channel.clone())),
+        ([JsValue::Number(kind), JsValue::Number(one)], JsValue::String(_))
+            if *kind == 0.0 && *one == 1.0 =>
+        {
+            Ok(Control::Hello)
+        }
+        ([JsValue::Number(kind), JsValue::String(channel)], JsValue::String(_)) if *kind == 1.0 => {
+            Ok(Control::Subscribe(valid_channel(channel)?))
+        }
+        ([JsValue::Number(kind), JsValue::String(channel)], _) if *kind == 2.0 => {
+            Ok(Control::Unsubscribe(channel.clone()))
+        }
         _ => Err(Violation::Invalid("an unknown control")),
     }
 }
@@ -70,7 +78,11 @@ pub fn valid_channel(channel: &str) -> Result<String, Violation> {
     if channel.len() > MAX_CHANNEL_ID_BYTES {
         return Err(Violation::Channels("a channel id is too long"));
     }
-    if channel.is_empty() || channel.contains(['\n', '\r', '?', '#', '/']) || channel == "." || channel == ".." {
+    if channel.is_empty()
+        || channel.contains(['\n', '\r', '?', '#', '/'])
+        || channel == "."
+        || channel == ".."
+    {
         return Err(Violation::Invalid("a channel id is not a room name"));
     }
     Ok(channel.to_owned())
@@ -125,8 +137,15 @@ pub enum Subscribed {
 
 impl ChannelContext {
     /// Joins `channel`'s room as `socket` (the channel id wraps every frame the room sends it).
-    pub async fn subscribe(&self, channel: &str, socket: u64, client_id: &Arc<str>) -> Result<Subscribed, Violation> {
-        let Ok(key) = RoomKey::new(&self.party.name, channel) else { return Err(Violation::Invalid("a channel id is not a room name")) };
+    pub async fn subscribe(
+        &self,
+        channel: &str,
+        socket: u64,
+        client_id: &Arc<str>,
+    ) -> Result<Subscribed, Violation> {
+        let Ok(key) = RoomKey::new(&self.party.name, channel) else {
+            return Err(Violation::Invalid("a channel id is not a room name"));
+        };
         let facts = auth::RequestFacts {
             party: &self.party.name,
             room: channel,
@@ -153,7 +172,9 @@ impl ChannelContext {
         Ok(match room.join_channel(socket, client_id.clone(), self.outbox.clone(), channel.into()).await {
             Ok(JoinOutcome::Joined) => Subscribed::Joined(Channel { room, access }),
             Ok(JoinOutcome::RoomFull) => Subscribed::Refused(close::TRY_AGAIN_LATER, "room is full"),
-            Ok(JoinOutcome::StorageFailed) => Subscribed::Refused(close::INTERNAL_ERROR, "room storage unavailable"),
+            Ok(JoinOutcome::StorageFailed) => {
+                Subscribed::Refused(close::INTERNAL_ERROR, "room storage unavailable")
+            }
             Err(_) => Subscribed::Refused(close::GOING_AWAY, "server shutting down"),
         })
     }
@@ -161,13 +182,22 @@ impl ChannelContext {
 
 impl Connection {
     /// Handles one payload of a multiplexed socket (`None`: not UTF-8).
-    pub(super) async fn on_multiplexed_payload(&self, payload: Option<&str>, multiplexed: &RefCell<Multiplexed>, reassembly: &RefCell<Reassembly>) -> Option<Ending> {
+    pub(super) async fn on_multiplexed_payload(
+        &self,
+        payload: Option<&str>,
+        multiplexed: &RefCell<Multiplexed>,
+        reassembly: &RefCell<Reassembly>,
+    ) -> Option<Ending> {
         let Some(payload) = payload else { return self.invalid("not UTF-8") };
         let negotiated = multiplexed.borrow().negotiated;
         let Some(remainder) = payload.strip_prefix("S\n") else {
-            let Some((channel, legacy)) = split_data(payload) else { return self.invalid("neither a control nor channel data") };
+            let Some((channel, legacy)) = split_data(payload) else {
+                return self.invalid("neither a control nor channel data");
+            };
             let subscribed = multiplexed.borrow().channels.get(channel).map(|c| (c.room.clone(), c.access));
-            let Some((room, access)) = subscribed.filter(|_| negotiated) else { return self.invalid("data for a channel not subscribed") };
+            let Some((room, access)) = subscribed.filter(|_| negotiated) else {
+                return self.invalid("data for a channel not subscribed");
+            };
             return self.on_sync_payload(Some(legacy), channel, &room, access, reassembly).await;
         };
         self.counters.messages_in.inc();
@@ -242,9 +272,21 @@ mod tests {
     #[test]
     fn controls_parse_as_tinybase_sends_them() {
         assert_eq!(parse_control(r#"["x369rYdkE4BXUWUp",-1,[0,1]]"#), Ok(Control::Hello));
-        assert_eq!(parse_control(r#"["690GkVy1F00WI9UA",-1,[1,"pets"]]"#), Ok(Control::Subscribe("pets".into())));
+        assert_eq!(
+            parse_control(r#"["690GkVy1F00WI9UA",-1,[1,"pets"]]"#),
+            Ok(Control::Subscribe("pets".into()))
+        );
         assert_eq!(parse_control(r#"[null,-1,[2,"staff"]]"#), Ok(Control::Unsubscribe("staff".into())));
-        for bad in [r#"["x",-1,[0,2]]"#, r#"[null,-1,[0,1]]"#, r#"["x",-1,[3,"a"]]"#, r#"["x",1,""]"#, "nope", r#"["x",-1,[1,5]]"#, r#"["x",-1,[1,"a/b"]]"#, r#"["x",-1,[1,""]]"#] {
+        for bad in [
+            r#"["x",-1,[0,2]]"#,
+            r#"[null,-1,[0,1]]"#,
+            r#"["x",-1,[3,"a"]]"#,
+            r#"["x",1,""]"#,
+            "nope",
+            r#"["x",-1,[1,5]]"#,
+            r#"["x",-1,[1,"a/b"]]"#,
+            r#"["x",-1,[1,""]]"#,
+        ] {
             assert!(matches!(parse_control(bad), Err(Violation::Invalid(_))), "{bad}");
         }
         let long = format!(r#"["x",-1,[1,"{}"]]"#, "a".repeat(MAX_CHANNEL_ID_BYTES + 1));

@@ -155,7 +155,11 @@ impl Drop for Outbox {
         let waker = {
             let mut state = self.shared.lock();
             state.senders -= 1;
-            if state.senders == 0 { state.take_waker() } else { None }
+            if state.senders == 0 {
+                state.take_waker()
+            } else {
+                None
+            }
         };
         if let Some(waker) = waker {
             waker.wake();
@@ -549,12 +553,19 @@ mod tests {
         let (stream, mut client) = stream_pair().await;
         let _socket = receiver.attach(stream);
         outbox.send("queued before".into()).unwrap();
-        assert_eq!(receiver.next().await, Next::Frame("queued before".into()), "frames queued earlier are the connection's");
+        assert_eq!(
+            receiver.next().await,
+            Next::Frame("queued before".into()),
+            "frames queued earlier are the connection's"
+        );
         receiver.sent(13);
         wait_once(&mut receiver).await;
         outbox.send("hello".into()).unwrap();
         assert_eq!(outbox.pending_bytes(), 0);
-        assert!(receiver.shared.lock().frames.is_empty() && receiver.shared.lock().waker.is_some(), "the connection is not woken");
+        assert!(
+            receiver.shared.lock().frames.is_empty() && receiver.shared.lock().waker.is_some(),
+            "the connection is not woken"
+        );
         let mut received = [0; 7];
         client.read_exact(&mut received).await.unwrap();
         assert_eq!(received.as_slice(), text_frame(b"hello").as_slice());
@@ -567,7 +578,11 @@ mod tests {
 
     /// Attaches a stream whose client never reads, then has the room write `payload` frames to
     /// it until one does not fit: the socket's handle, the client, and how many frames went.
-    async fn write_until_the_kernel_refuses(outbox: &Outbox, receiver: &mut OutboxReceiver, payload: &str) -> (SharedStream, TcpStream, usize) {
+    async fn write_until_the_kernel_refuses(
+        outbox: &Outbox,
+        receiver: &mut OutboxReceiver,
+        payload: &str,
+    ) -> (SharedStream, TcpStream, usize) {
         let (stream, client) = stream_pair().await;
         let socket = receiver.attach(stream);
         wait_once(receiver).await;
@@ -584,7 +599,8 @@ mod tests {
         use tokio::io::AsyncReadExt as _;
         let (outbox, mut receiver) = outbox(usize::MAX);
         let payload = "x".repeat(60_000);
-        let (_socket, mut client, wrote) = write_until_the_kernel_refuses(&outbox, &mut receiver, &payload).await;
+        let (_socket, mut client, wrote) =
+            write_until_the_kernel_refuses(&outbox, &mut receiver, &payload).await;
         assert!(wrote > 1, "the kernel took at least one whole frame");
         outbox.send("after".into()).unwrap();
         outbox.close(1013, "slow consumer");
@@ -592,7 +608,11 @@ mod tests {
             Next::Unwritten(bytes) => bytes,
             other => panic!("expected the unwritten bytes, got {other:?}"),
         };
-        assert_eq!(outbox.pending_bytes(), unwritten.len() + "after".len(), "the rest counts against the limit");
+        assert_eq!(
+            outbox.pending_bytes(),
+            unwritten.len() + "after".len(),
+            "the rest counts against the limit"
+        );
         receiver.sent(unwritten.len());
         assert_eq!(receiver.next().await, Next::Close(CloseOrder { code: 1013, reason: "slow consumer" }));
 
@@ -608,7 +628,8 @@ mod tests {
     async fn a_reclaimed_stream_hands_back_the_rest_of_a_frame_and_a_dropped_socket_closes_it() {
         use tokio::io::AsyncReadExt as _;
         let (outbox, mut receiver) = outbox(usize::MAX);
-        let (socket, mut client, _) = write_until_the_kernel_refuses(&outbox, &mut receiver, &"y".repeat(60_000)).await;
+        let (socket, mut client, _) =
+            write_until_the_kernel_refuses(&outbox, &mut receiver, &"y".repeat(60_000)).await;
         let rest = receiver.reclaim().expect("the rest of a frame");
         assert!(!rest.is_empty() && rest.len() <= 60_004);
         assert_eq!(receiver.reclaim(), None);
@@ -649,9 +670,19 @@ mod tests {
         outbox.send("four".into()).unwrap();
         let mut four = [0; 6];
         client.read_exact(&mut four).await.unwrap();
-        assert_eq!(four.as_slice(), text_frame(b"four").as_slice(), "after the release frames are written at once again");
-        assert!(receiver.shared.lock().unwritten.capacity() == 0, "the socket keeps no buffer between rounds");
-        assert!(held_buffers::take().capacity() >= expected.len(), "the thread keeps the buffer for the next round");
+        assert_eq!(
+            four.as_slice(),
+            text_frame(b"four").as_slice(),
+            "after the release frames are written at once again"
+        );
+        assert!(
+            receiver.shared.lock().unwritten.capacity() == 0,
+            "the socket keeps no buffer between rounds"
+        );
+        assert!(
+            held_buffers::take().capacity() >= expected.len(),
+            "the thread keeps the buffer for the next round"
+        );
     }
 
     #[test]
@@ -662,7 +693,9 @@ mod tests {
         for _ in 0..1000 {
             held_buffers::give_back(b"a frame".to_vec());
         }
-        let kept: Vec<_> = std::iter::from_fn(|| Some(held_buffers::take()).filter(|buffer| buffer.capacity() > 0)).collect();
+        let kept: Vec<_> =
+            std::iter::from_fn(|| Some(held_buffers::take()).filter(|buffer| buffer.capacity() > 0))
+                .collect();
         assert_eq!(kept.len(), held_buffers::RETAINED_BUFFERS);
         assert!(kept.iter().all(Vec::is_empty), "a kept buffer comes back empty");
     }
@@ -674,7 +707,11 @@ mod tests {
         let _socket = receiver.attach(stream);
         wait_once(&mut receiver).await;
         outbox.send_held("held".into()).unwrap();
-        assert_eq!(receiver.reclaim(), Some(text_frame(b"held")), "the connection needs its stream back first");
+        assert_eq!(
+            receiver.reclaim(),
+            Some(text_frame(b"held")),
+            "the connection needs its stream back first"
+        );
         receiver.sent(6);
         outbox.send_held("queued".into()).unwrap();
         outbox.release_held();

@@ -65,7 +65,11 @@ fn read_available(io: &TcpStream, buffer: &mut BytesMut) -> io::Result<usize> {
     let mut read = 0;
     let drained = io.try_io(Interest::READABLE, || {
         read = io.try_read_buf(buffer)?;
-        if read > 0 && read < room { Err(io::ErrorKind::WouldBlock.into()) } else { Ok(()) }
+        if read > 0 && read < room {
+            Err(io::ErrorKind::WouldBlock.into())
+        } else {
+            Ok(())
+        }
     });
     match drained {
         Err(error) if read == 0 || error.kind() != io::ErrorKind::WouldBlock => Err(error),
@@ -146,7 +150,9 @@ impl Socket {
                 OpCode::Close => return Ok(Some(Message::Close(frame::parse_close(&payload)?))),
                 OpCode::Continuation => {
                     let Some((_, joined)) = self.partial.as_mut() else {
-                        return Err(ReadError::Protocol("a continuation frame without a message to continue"));
+                        return Err(ReadError::Protocol(
+                            "a continuation frame without a message to continue",
+                        ));
                     };
                     if joined.len() + payload.len() > self.max_message {
                         return Err(ReadError::TooBig);
@@ -193,7 +199,9 @@ impl Socket {
             match self.io.with(|io| io.try_write(&self.out[self.written..])) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(count) => self.written += count,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => std::future::poll_fn(|cx| self.poll_ready(cx, true)).await?,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    std::future::poll_fn(|cx| self.poll_ready(cx, true)).await?
+                }
                 Err(error) => return Err(error),
             }
         }
@@ -225,7 +233,9 @@ impl Socket {
 /// A text message must be UTF-8 as a whole (a character may span fragments).
 fn whole_message(opcode: OpCode, payload: BytesMut) -> Result<Message, ReadError> {
     match opcode {
-        OpCode::Text => String::from_utf8(payload.to_vec()).map(Message::Text).map_err(|_| ReadError::NotUtf8),
+        OpCode::Text => {
+            String::from_utf8(payload.to_vec()).map(Message::Text).map_err(|_| ReadError::NotUtf8)
+        }
         _ => Ok(Message::Binary(payload.freeze())),
     }
 }

@@ -55,7 +55,12 @@ impl TakeoverSlot {
 
 /// Answers one upgrade request on its stream; `app` is the actix-web app's service, `tasks`
 /// counts the connections it starts.
-pub async fn serve<S>(app: Rc<S>, tasks: SocketTasks, request: Request, framed: Framed<TcpStream, h1::Codec>) -> Result<(), actix_web::Error>
+pub async fn serve<S>(
+    app: Rc<S>,
+    tasks: SocketTasks,
+    request: Request,
+    framed: Framed<TcpStream, h1::Codec>,
+) -> Result<(), actix_web::Error>
 where
     S: Service<Request, Response = ServiceResponse<BoxBody>, Error = actix_web::Error>,
 {

@@ -60,13 +60,14 @@ impl Answer {
 pub async fn request(addr: SocketAddr, method: &str, path: &str, body: impl Into<Bytes>) -> Answer {
     let client = awc::Client::builder().timeout(DEADLINE).finish();
     let method = awc::http::Method::from_bytes(method.as_bytes()).expect("method");
-    let mut response = client
-        .request(method, format!("http://{addr}{path}"))
-        .send_body(body.into())
-        .await
-        .expect("request");
+    let mut response =
+        client.request(method, format!("http://{addr}{path}")).send_body(body.into()).await.expect("request");
     let body = response.body().limit(64 * 1024 * 1024).await.expect("body");
-    Answer { status: response.status(), headers: response.headers().clone(), body: String::from_utf8_lossy(&body).into_owned() }
+    Answer {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
 }
 
 pub async fn put(addr: SocketAddr, path: &str, body: &str) -> StatusCode {
@@ -129,7 +130,8 @@ impl Socket {
         let deadline = Instant::now() + DEADLINE;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let frame = tokio::time::timeout(left, self.framed.next()).await.expect("timed out waiting for a frame");
+            let frame =
+                tokio::time::timeout(left, self.framed.next()).await.expect("timed out waiting for a frame");
             match frame {
                 Some(Ok(Frame::Text(bytes))) => {
                     let text = String::from_utf8(bytes.to_vec()).expect("utf-8");
@@ -158,7 +160,10 @@ impl Socket {
     /// Sends a barrier (a deletion of a value nobody sets) and waits until `watcher` sees it:
     /// everything this socket sent before has then been handled by the room.
     pub async fn barrier(&mut self, watcher: &mut Socket) {
-        let frame = format!("s[{{}},{{\"zz-barrier-{}\":\"\u{FFFC}\"}},1]", BARRIERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let frame = format!(
+            "s[{{}},{{\"zz-barrier-{}\":\"\u{FFFC}\"}},1]",
+            BARRIERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
         self.send(&frame).await;
         loop {
             if watcher.next_text().await == frame {

@@ -45,19 +45,25 @@ impl Partyd {
             // The line is text or JSON (the log format follows the terminal); the address is
             // the run of address characters after the words.
             if let Some((_, rest)) = line.split_once("listening on ") {
-                let addr: String = rest.chars().take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']')).collect();
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
                 break addr.parse().expect("address");
             }
         };
         // Keep reading the log so the child never blocks on a full pipe.
         let kept = log.clone();
-        std::thread::spawn(move || lines.map_while(Result::ok).for_each(|line| kept.lock().unwrap().push(line)));
+        std::thread::spawn(move || {
+            lines.map_while(Result::ok).for_each(|line| kept.lock().unwrap().push(line))
+        });
         Self { child, addr, log }
     }
 
     /// SIGTERM, then waits for the exit.
     pub fn terminate(mut self) -> ExitStatus {
-        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill -TERM");
+        let status =
+            Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("kill -TERM");
         assert!(status.success());
         self.child.wait().expect("wait")
     }

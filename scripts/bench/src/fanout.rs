@@ -42,7 +42,8 @@ fn micros(start: Instant) -> u64 {
 /// The `"t":<micros>` a change carries.
 fn sent_at(text: &str) -> Option<u64> {
     let at = text.find("\"t\":")? + 4;
-    let digits: &str = &text[at..at + text[at..].find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len() - at)];
+    let digits: &str =
+        &text[at..at + text[at..].find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len() - at)];
     digits.parse().ok()
 }
 
@@ -61,7 +62,10 @@ pub async fn run(config: &Fanout) -> Result<Value, String> {
     let mut sender_sinks = Vec::new();
     for room in 0..config.rooms {
         for conn in 0..config.conns {
-            let url = format!("ws://{}/parties/{}/{}-{room}?_pk=c{room}-{conn}", config.host, config.party, config.room_prefix);
+            let url = format!(
+                "ws://{}/parties/{}/{}-{room}?_pk=c{room}-{conn}",
+                config.host, config.party, config.room_prefix
+            );
             let socket = http::connect_websocket(&url).await?;
             let (sink, mut stream) = socket.split();
             if conn < config.senders {
@@ -109,7 +113,8 @@ pub async fn run(config: &Fanout) -> Result<Value, String> {
     let senders_per_room = config.senders.min(config.conns).max(1);
     for (index, (room, conn, mut sink)) in sender_sinks.into_iter().enumerate() {
         let slot = (index % senders_per_room) * config.rooms + index / senders_per_room;
-        let first_tick = tokio::time::Instant::now() + interval.mul_f64(slot as f64 / sender_count.max(1) as f64);
+        let first_tick =
+            tokio::time::Instant::now() + interval.mul_f64(slot as f64 / sender_count.max(1) as f64);
         senders.push(tokio::spawn(async move {
             let mut ticker = tokio::time::interval_at(first_tick, interval);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -148,10 +153,13 @@ pub async fn run(config: &Fanout) -> Result<Value, String> {
     for receiver in receivers {
         histogram.add(receiver.await.map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
     }
-    let server_cpu = config.server_pid.zip(server_cpu_before).map(|(pid, before)| proc::tree_cpu_seconds(pid) - before);
+    let server_cpu =
+        config.server_pid.zip(server_cpu_before).map(|(pid, before)| proc::tree_cpu_seconds(pid) - before);
     let generator_cpu = proc::cpu_seconds(std::process::id()) - generator_cpu_before;
     // partyd's group commit over the run (other servers have no such metrics).
-    let commits = commits_before.zip(group_commits(&config.host).await).map(|(before, after)| (after.0 - before.0, after.1 - before.1));
+    let commits = commits_before
+        .zip(group_commits(&config.host).await)
+        .map(|(before, after)| (after.0 - before.0, after.1 - before.1));
     drop(sinks);
     // Nothing lost: every room's store holds each sender's last change.
     let mut lost = Vec::new();
@@ -191,7 +199,8 @@ pub async fn run(config: &Fanout) -> Result<Value, String> {
 /// `None` for a server without them.
 async fn group_commits(host: &str) -> Option<(f64, f64)> {
     let (status, text) = http::request(host, "GET", "/metrics", "").await.ok()?;
-    let counter = |name: &str| text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok());
+    let counter =
+        |name: &str| text.lines().find_map(|line| line.strip_prefix(name)?.trim().parse::<f64>().ok());
     (status == 200).then_some(())?;
     Some((counter("partyd_flush_seconds_count ")?, counter("partyd_flush_batch_size_sum ")?))
 }

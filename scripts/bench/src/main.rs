@@ -118,15 +118,20 @@ async fn run(cli: &Cli) -> Result<serde_json::Value, String> {
         server_pid: cli.pid,
     };
     match &cli.mode {
-        Mode::Fanout { shape, rate, secs } => fanout::run(&fanout(*shape, *rate, *secs, cli.prefix.clone())).await,
+        Mode::Fanout { shape, rate, secs } => {
+            fanout::run(&fanout(*shape, *rate, *secs, cli.prefix.clone())).await
+        }
         Mode::Max { shape, start_rate, factor, step_secs, p99_limit_ms, max_steps } => {
             let mut best: Option<serde_json::Value> = None;
             let mut steps = Vec::new();
             let mut rate = *start_rate;
             for step in 0..*max_steps {
-                let report = fanout::run(&fanout(*shape, rate, *step_secs, format!("{}-max{step}", cli.prefix))).await?;
+                let report =
+                    fanout::run(&fanout(*shape, rate, *step_secs, format!("{}-max{step}", cli.prefix)))
+                        .await?;
                 let p99 = report["p99_ms"].as_f64().unwrap_or(f64::MAX);
-                let kept_up = report["received"].as_f64().unwrap_or(0.0) >= 0.995 * report["expected"].as_f64().unwrap_or(1.0);
+                let kept_up = report["received"].as_f64().unwrap_or(0.0)
+                    >= 0.995 * report["expected"].as_f64().unwrap_or(1.0);
                 eprintln!("max: rate {rate:.0}/s per sender -> {:.0} deliveries/s, p99 {p99:.2} ms, kept up: {kept_up}", report["deliveries_per_s"].as_f64().unwrap_or(0.0));
                 steps.push(report.clone());
                 if p99 > *p99_limit_ms || !kept_up {
@@ -136,7 +141,10 @@ async fn run(cli: &Cli) -> Result<serde_json::Value, String> {
                 rate *= factor;
             }
             // When even the first step fails, the server sustains less than that step's rate.
-            let below = best.is_none().then(|| steps.first().and_then(|first| first["deliveries_per_s"].as_f64())).flatten();
+            let below = best
+                .is_none()
+                .then(|| steps.first().and_then(|first| first["deliveries_per_s"].as_f64()))
+                .flatten();
             Ok(serde_json::json!({
                 "mode": "max",
                 "p99_limit_ms": p99_limit_ms,
@@ -146,8 +154,12 @@ async fn run(cli: &Cli) -> Result<serde_json::Value, String> {
                 "steps": steps,
             }))
         }
-        Mode::Connect { sockets, rooms } => simple::connect(&cli.host, &cli.party, &cli.prefix, *sockets, *rooms, cli.pid).await,
-        Mode::Get { rooms, clients, secs } => simple::get(&cli.host, &cli.party, &cli.prefix, *rooms, *clients, *secs, cli.pid).await,
+        Mode::Connect { sockets, rooms } => {
+            simple::connect(&cli.host, &cli.party, &cli.prefix, *sockets, *rooms, cli.pid).await
+        }
+        Mode::Get { rooms, clients, secs } => {
+            simple::get(&cli.host, &cli.party, &cli.prefix, *rooms, *clients, *secs, cli.pid).await
+        }
         Mode::ColdloadPut { rows } => simple::coldload_put(&cli.host, &cli.party, &cli.prefix, *rows).await,
         Mode::ColdloadGet => simple::coldload_get(&cli.host, &cli.party, &cli.prefix).await,
     }

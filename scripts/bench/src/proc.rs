@@ -16,7 +16,11 @@ pub fn cpu_seconds(pid: u32) -> f64 {
 /// Resident memory of `pid` in KiB.
 pub fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status.lines().find_map(|line| line.strip_prefix("VmRSS:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok()).unwrap_or(0)
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// `pid` and every descendant (a PartyKit dev server runs workerd in child processes).
@@ -25,7 +29,8 @@ pub fn process_tree(pid: u32) -> Vec<u32> {
     let mut at = 0;
     while at < tree.len() {
         let parent = tree[at];
-        let children = std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).unwrap_or_default();
+        let children =
+            std::fs::read_to_string(format!("/proc/{parent}/task/{parent}/children")).unwrap_or_default();
         tree.extend(children.split_whitespace().filter_map(|c| c.parse::<u32>().ok()));
         at += 1;
     }

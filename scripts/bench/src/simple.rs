@@ -10,7 +10,14 @@ use crate::http;
 use crate::proc;
 
 /// Opens `sockets` idle websockets over `rooms` rooms and reports the server's RSS per socket.
-pub async fn connect(host: &str, party: &str, prefix: &str, sockets: usize, rooms: usize, pid: Option<u32>) -> Result<Value, String> {
+pub async fn connect(
+    host: &str,
+    party: &str,
+    prefix: &str,
+    sockets: usize,
+    rooms: usize,
+    pid: Option<u32>,
+) -> Result<Value, String> {
     // Touch one room first so that what is measured is the sockets, not the first room.
     http::request(host, "GET", &format!("/parties/{party}/{prefix}-warm/store"), "").await?;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -25,7 +32,8 @@ pub async fn connect(host: &str, party: &str, prefix: &str, sockets: usize, room
     let elapsed = started.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs(1)).await;
     let after = pid.map(proc::tree_rss_kib);
-    let per_socket = before.zip(after).map(|(before, after)| (after.saturating_sub(before)) as f64 / sockets as f64);
+    let per_socket =
+        before.zip(after).map(|(before, after)| (after.saturating_sub(before)) as f64 / sockets as f64);
     drop(open);
     Ok(json!({
         "mode": "connect", "sockets": sockets, "rooms": rooms, "open_secs": elapsed,
@@ -34,10 +42,19 @@ pub async fn connect(host: &str, party: &str, prefix: &str, sockets: usize, room
 }
 
 /// GET store throughput and latency with `clients` keep-alive connections over `rooms` rooms.
-pub async fn get(host: &str, party: &str, prefix: &str, rooms: usize, clients: usize, secs: f64, pid: Option<u32>) -> Result<Value, String> {
+pub async fn get(
+    host: &str,
+    party: &str,
+    prefix: &str,
+    rooms: usize,
+    clients: usize,
+    secs: f64,
+    pid: Option<u32>,
+) -> Result<Value, String> {
     for room in 0..rooms {
         let path = format!("/parties/{party}/{prefix}-{room}/store");
-        http::request(host, "PUT", &path, r#"[{"pets":{"fido":{"species":"dog","legs":4}}},{"open":true}]"#).await?;
+        http::request(host, "PUT", &path, r#"[{"pets":{"fido":{"species":"dog","legs":4}}},{"open":true}]"#)
+            .await?;
     }
     let cpu_before = pid.map(proc::tree_cpu_seconds);
     let deadline = Instant::now() + Duration::from_secs_f64(secs);
@@ -79,7 +96,9 @@ fn coldload_path(party: &str, prefix: &str) -> String {
 
 /// Stores one room of `rows` rows of three cells.
 pub async fn coldload_put(host: &str, party: &str, prefix: &str, rows: usize) -> Result<Value, String> {
-    let rows: Vec<String> = (0..rows).map(|i| format!("\"row{i}\":{{\"text\":\"text of row {i}\",\"n\":{i},\"done\":{}}}", i % 2 == 0)).collect();
+    let rows: Vec<String> = (0..rows)
+        .map(|i| format!("\"row{i}\":{{\"text\":\"text of row {i}\",\"n\":{i},\"done\":{}}}", i % 2 == 0))
+        .collect();
     let body = format!("[{{\"t\":{{{}}}}},{{}}]", rows.join(","));
     let (status, answer) = http::request(host, "PUT", &coldload_path(party, prefix), &body).await?;
     if status != 201 && status != 205 {

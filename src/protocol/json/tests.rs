@@ -40,13 +40,18 @@ fn numbers_print_as_javascript_prints_them() {
 #[test]
 fn strings_print_as_json_stringify_prints_them() {
     let input = r#""q\" b\\ \b\t\n\f\r \u0000\u001f\u007f / \u2028\u2029 \ufffc \ufffd 😀 \ud83d\ude00""#;
-    assert_eq!(stored(input), "\"q\\\" b\\\\ \\b\\t\\n\\f\\r \\u0000\\u001f\u{7f} / \u{2028}\u{2029} \u{fffc} \u{fffd} 😀 😀\"");
+    assert_eq!(
+        stored(input),
+        "\"q\\\" b\\\\ \\b\\t\\n\\f\\r \\u0000\\u001f\u{7f} / \u{2028}\u{2029} \u{fffc} \u{fffd} 😀 😀\""
+    );
 }
 
 #[test]
 fn objects_take_javascript_key_order_and_the_last_duplicate() {
-    assert_eq!(stored(r#"{"b":1,"10":2,"a":3,"9":4,"01":5,"-1":6,"4294967295":7,"4294967294":8}"#),
-        r#"{"9":4,"10":2,"4294967294":8,"b":1,"a":3,"01":5,"-1":6,"4294967295":7}"#);
+    assert_eq!(
+        stored(r#"{"b":1,"10":2,"a":3,"9":4,"01":5,"-1":6,"4294967295":7,"4294967294":8}"#),
+        r#"{"9":4,"10":2,"4294967294":8,"b":1,"a":3,"01":5,"-1":6,"4294967295":7}"#
+    );
     assert_eq!(stored(r#"{"a":1,"b":2,"a":3}"#), r#"{"a":3,"b":2}"#);
     let many: String = (0..40).map(|i| format!("\"k{i}\":{i},")).collect::<String>() + "\"k3\":\"last\"";
     let value = parse(&format!("{{{many}}}"), false).unwrap();
@@ -71,8 +76,33 @@ fn the_marker_is_decoded_only_in_values_and_only_when_asked() {
 #[test]
 fn invalid_json_is_refused() {
     let long_nest = "[".repeat(MAX_DEPTH + 2) + &"]".repeat(MAX_DEPTH + 2);
-    for bad in ["", " ", "nul", "NaN", "Infinity", "undefined", "'a'", "[1,]", "{\"a\":1,}", "[1] x", "01", "1.", ".5", "-", "1e",
-        "\"\\x\"", "\"\\ud800\"", "\"\\udc00\"", "\"a\nb\"", "\u{feff}[]", "\u{a0}[]", "[1 2]", "{\"a\" 1}", "{1:2}", &long_nest] {
+    for bad in [
+        "",
+        " ",
+        "nul",
+        "NaN",
+        "Infinity",
+        "undefined",
+        "'a'",
+        "[1,]",
+        "{\"a\":1,}",
+        "[1] x",
+        "01",
+        "1.",
+        ".5",
+        "-",
+        "1e",
+        "\"\\x\"",
+        "\"\\ud800\"",
+        "\"\\udc00\"",
+        "\"a\nb\"",
+        "\u{feff}[]",
+        "\u{a0}[]",
+        "[1 2]",
+        "{\"a\" 1}",
+        "{1:2}",
+        &long_nest,
+    ] {
         assert!(parse(bad, false).is_err(), "{bad:?} must not parse");
     }
     for good in [" [ 1 , {} ] ", "\t\n\r0", "-0.0e-0", "\"\\/\"", "[[[[]]]]"] {
@@ -128,9 +158,25 @@ fn every_escape_parses() {
     let value = parse(r#""\"\\\/\b\f\n\r\t\u0041\u00e9\u20AC\ud83d\ude00\uFFFC""#, false).unwrap();
     assert_eq!(value, JsValue::String("\"\\/\u{8}\u{c}\n\r\tAé€😀\u{FFFC}".into()));
     // An escaped marker is the marker too (JSON.parse sees the same string).
-    assert_eq!(parse(r#"["\uFFFC","\ufffc"]"#, true).unwrap(), JsValue::Array(vec![JsValue::Undefined, JsValue::Undefined]));
-    assert_eq!(parse("\"\u{FFFC}x\"", true).unwrap(), JsValue::String("\u{FFFC}x".into()), "only the exact marker");
-    for bad in [r#""\u12""#, r#""\u12G4""#, r#""\ud83d\u0041""#, r#""\ud83d""#, r#""\U0041""#, r#""\'""#, "\"\\", "\"\t\""] {
+    assert_eq!(
+        parse(r#"["\uFFFC","\ufffc"]"#, true).unwrap(),
+        JsValue::Array(vec![JsValue::Undefined, JsValue::Undefined])
+    );
+    assert_eq!(
+        parse("\"\u{FFFC}x\"", true).unwrap(),
+        JsValue::String("\u{FFFC}x".into()),
+        "only the exact marker"
+    );
+    for bad in [
+        r#""\u12""#,
+        r#""\u12G4""#,
+        r#""\ud83d\u0041""#,
+        r#""\ud83d""#,
+        r#""\U0041""#,
+        r#""\'""#,
+        "\"\\",
+        "\"\t\"",
+    ] {
         assert!(parse(bad, false).is_err(), "{bad:?}");
     }
 }
@@ -190,7 +236,8 @@ fn js_value_with_undefined() -> impl Strategy<Value = JsValue> {
     leaf.prop_recursive(4, 32, 6, |inner| {
         prop_oneof![
             proptest::collection::vec(inner.clone(), 0..6).prop_map(JsValue::Array),
-            proptest::collection::btree_map(".{0,3}", inner, 0..6).prop_map(|members| js_object(members.into_iter().collect())),
+            proptest::collection::btree_map(".{0,3}", inner, 0..6)
+                .prop_map(|members| js_object(members.into_iter().collect())),
         ]
     })
 }

@@ -73,7 +73,9 @@ pub struct Fragment<'a> {
 /// Reads a remainder as a fragment; `None` if it does not have the fragment header.
 pub fn fragment(remainder: &str) -> Option<Fragment<'_>> {
     let (message_id, rest) = remainder.split_once('\n')?;
-    if message_id.len() != 16 || !message_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+    if message_id.len() != 16
+        || !message_id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
         return None;
     }
     let (index, rest) = rest.split_once('\n')?;
@@ -199,7 +201,8 @@ mod tests {
     use super::*;
 
     fn pieces(message: &str, id: &str, size: usize) -> Vec<String> {
-        let chunks: Vec<&str> = message.as_bytes().chunks(size).map(|c| std::str::from_utf8(c).unwrap()).collect();
+        let chunks: Vec<&str> =
+            message.as_bytes().chunks(size).map(|c| std::str::from_utf8(c).unwrap()).collect();
         chunks.iter().enumerate().map(|(i, c)| format!("{id}\n{i}\n{}\n{c}", chunks.len())).collect()
     }
 
@@ -209,8 +212,14 @@ mod tests {
         let message = decode(text).unwrap();
         assert_eq!(message.kind, MessageType::ContentDiff);
         assert_eq!(message.request_id.as_deref(), Some("x.y"));
-        assert_eq!(encode(message.request_id.as_deref(), message.kind, &message.body), text.replace("\\uFFFC", "\u{FFFC}"));
-        assert_eq!(encode(None, MessageType::GetContentHashes, &JsValue::String(String::new())), r#"[null,1,""]"#);
+        assert_eq!(
+            encode(message.request_id.as_deref(), message.kind, &message.body),
+            text.replace("\\uFFFC", "\u{FFFC}")
+        );
+        assert_eq!(
+            encode(None, MessageType::GetContentHashes, &JsValue::String(String::new())),
+            r#"[null,1,""]"#
+        );
         assert!(decode("[null,1,\"\"").is_err());
         assert!(decode("[null,9,\"\"]").is_err());
         assert_eq!(split("S\n[1]"), Some(("S", "[1]")));
@@ -227,7 +236,11 @@ mod tests {
         for part in &parts[..parts.len() - 1] {
             assert_eq!(reassembly.accept("", part, 0), Ok(Inbound::Pending));
         }
-        let Ok(Inbound::Message { remainders, message: decoded }) = reassembly.accept("", parts.last().unwrap(), 10) else { panic!() };
+        let Ok(Inbound::Message { remainders, message: decoded }) =
+            reassembly.accept("", parts.last().unwrap(), 10)
+        else {
+            panic!()
+        };
         assert_eq!(decoded.kind, MessageType::ContentHashes);
         assert_eq!(remainders, pieces(message, "abcdefghijklmnop", 5));
         assert_eq!(reassembly.buffered, 0);
@@ -236,7 +249,10 @@ mod tests {
     #[test]
     fn bad_fragments_close_the_socket() {
         let mut r = Reassembly::default();
-        assert_eq!(r.accept("", "abcdefghijklmnop\n0\n1001\nx", 0), Err(FrameError::TooManyFragments("more than 1000 pieces")));
+        assert_eq!(
+            r.accept("", "abcdefghijklmnop\n0\n1001\nx", 0),
+            Err(FrameError::TooManyFragments("more than 1000 pieces"))
+        );
         assert!(matches!(r.accept("", "abcdefghijklmnop\n2\n2\nx", 0), Err(FrameError::Invalid(_))));
         assert_eq!(r.accept("", "abcdefghijklmnop\n0\n2\n[", 0), Ok(Inbound::Pending));
         assert!(matches!(r.accept("", "abcdefghijklmnop\n0\n2\n[", 0), Err(FrameError::Invalid(_))));
@@ -246,7 +262,10 @@ mod tests {
         assert!(matches!(r.accept("", "short\n0\n2\nx", 0), Err(FrameError::Invalid(_))));
         assert!(matches!(r.accept("", "not json", 0), Err(FrameError::Invalid(_))));
         assert!(matches!(r.accept("", "abcdefghijklmnop\n-1\n2\nx", 0), Err(FrameError::Invalid(_))));
-        assert!(matches!(r.accept("", "abcdefghijklmnop\n99999999999999999999999\n2\nx", 0), Err(FrameError::Invalid(_))));
+        assert!(matches!(
+            r.accept("", "abcdefghijklmnop\n99999999999999999999999\n2\nx", 0),
+            Err(FrameError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -255,11 +274,17 @@ mod tests {
         for i in 0..MAX_PARTIAL_MESSAGES {
             assert_eq!(r.accept("", &format!("{i:0>16}\n0\n2\n["), 0), Ok(Inbound::Pending));
         }
-        assert_eq!(r.accept("", "zzzzzzzzzzzzzzzz\n0\n2\n[", 10), Err(FrameError::TooManyFragments("too many partial messages")));
+        assert_eq!(
+            r.accept("", "zzzzzzzzzzzzzzzz\n0\n2\n[", 10),
+            Err(FrameError::TooManyFragments("too many partial messages"))
+        );
         // A second later the old ones are gone.
         assert_eq!(r.accept("", "zzzzzzzzzzzzzzzz\n0\n2\n[", FRAGMENT_TIMEOUT_MS), Ok(Inbound::Pending));
         assert_eq!(r.partial.len(), 1);
         let big = format!("yyyyyyyyyyyyyyyy\n0\n2\n{}", "x".repeat(MAX_BUFFERED_BYTES));
-        assert_eq!(r.accept("", &big, FRAGMENT_TIMEOUT_MS), Err(FrameError::TooManyFragments("too many buffered bytes")));
+        assert_eq!(
+            r.accept("", &big, FRAGMENT_TIMEOUT_MS),
+            Err(FrameError::TooManyFragments("too many buffered bytes"))
+        );
     }
 }

@@ -53,7 +53,11 @@ pub fn encode(time: u64, counter: u64, client_id: &str) -> String {
 pub fn decode(hlc: &str) -> (u64, u64, &str) {
     let bytes = hlc.as_bytes();
     let part = |range: std::ops::Range<usize>| bytes.get(range).map_or(0, read_digits);
-    (part(0..TIME_DIGITS), part(TIME_DIGITS..TIME_DIGITS + COUNTER_DIGITS), hlc.get(TIME_DIGITS + COUNTER_DIGITS..).unwrap_or(""))
+    (
+        part(0..TIME_DIGITS),
+        part(TIME_DIGITS..TIME_DIGITS + COUNTER_DIGITS),
+        hlc.get(TIME_DIGITS + COUNTER_DIGITS..).unwrap_or(""),
+    )
 }
 
 /// Whether `hlc` is valid: `""`, or 16 alphabet characters with a logical time ≤ `max_time`

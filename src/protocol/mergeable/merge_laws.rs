@@ -58,7 +58,12 @@ fn changes(writes: &[Write]) -> JsValue {
     }
     let object = |members: Vec<String>| format!("{{{}}}", members.join(","));
     let tables = text_tables.into_iter().map(|(t, rows)| {
-        let rows = rows.into_iter().map(|(r, cells)| format!("\"{r}\":[{}]", object(cells.into_iter().map(|(c, leaf)| format!("\"{c}\":{leaf}")).collect())));
+        let rows = rows.into_iter().map(|(r, cells)| {
+            format!(
+                "\"{r}\":[{}]",
+                object(cells.into_iter().map(|(c, leaf)| format!("\"{c}\":{leaf}")).collect())
+            )
+        });
         format!("\"{t}\":[{}]", object(rows.collect()))
     });
     let mut values_seen: Vec<(String, String)> = Vec::new();

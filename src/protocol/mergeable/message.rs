@@ -69,7 +69,11 @@ fn is_hash(value: &JsValue) -> bool {
 
 fn is_hash_tree(value: &JsValue, depth: u8) -> bool {
     match value {
-        JsValue::Object(members) => members.iter().all(|(_, member)| if depth == 0 { is_hash(member) } else { is_hash_tree(member, depth - 1) }),
+        JsValue::Object(members) => {
+            members
+                .iter()
+                .all(|(_, member)| if depth == 0 { is_hash(member) } else { is_hash_tree(member, depth - 1) })
+        }
         _ => false,
     }
 }
@@ -96,7 +100,9 @@ fn is_wire_stamp(value: &JsValue, depth: u8) -> bool {
     hlc_ok
         && match (&parts[0], depth) {
             (thing, 0) => is_leaf(thing),
-            (JsValue::Object(members), _) => members.iter().all(|(_, member)| is_wire_stamp(member, depth - 1)),
+            (JsValue::Object(members), _) => {
+                members.iter().all(|(_, member)| is_wire_stamp(member, depth - 1))
+            }
             _ => false,
         }
 }
@@ -159,7 +165,10 @@ mod tests {
         let valid = [
             (r#"[null,1,""]"#, MessageType::GetContentHashes),
             (r#"["t1",2,[123,0]]"#, MessageType::ContentHashes),
-            (r#"["t1",3,[[{"t":[{"r":[{"c":["x","NjEtLV-----67WEb"],"d":["\uFFFC","NjEtLV-----67WEb"]}]}]}],[{}],1]]"#, MessageType::ContentDiff),
+            (
+                r#"["t1",3,[[{"t":[{"r":[{"c":["x","NjEtLV-----67WEb"],"d":["\uFFFC","NjEtLV-----67WEb"]}]}]}],[{}],1]]"#,
+                MessageType::ContentDiff,
+            ),
             (r#"["t1",3,[[{}],[{"v":[{"a":[1]},"NjEtLV-----67WEb"]},""]]]"#, MessageType::ContentDiff),
             (r#"["t1.r",4,{"t":4294967295}]"#, MessageType::GetTableDiff),
             (r#"["t1.r",5,{"t":{"r":1}}]"#, MessageType::GetRowDiff),

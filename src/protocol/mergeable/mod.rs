@@ -7,10 +7,10 @@
 pub mod frame;
 pub mod hash;
 pub mod hlc;
+#[cfg(test)]
+mod merge_laws;
 pub mod message;
 pub mod participant;
 pub mod reads;
 pub mod tree;
 pub mod writes;
-#[cfg(test)]
-mod merge_laws;

@@ -104,7 +104,15 @@ impl Participant {
     /// A participant around `store` that refuses to grow it past `max_bytes`; `seed` makes its ids.
     pub fn new(store: MergeableStore, max_bytes: u64, seed: u64) -> Self {
         let bytes = store_bytes(&store);
-        Self { store, bytes, max_bytes, pulls: HashMap::new(), pending: HashMap::new(), next_pull: 0, random: seed | 1 }
+        Self {
+            store,
+            bytes,
+            max_bytes,
+            pulls: HashMap::new(),
+            pending: HashMap::new(),
+            next_pull: 0,
+            random: seed | 1,
+        }
     }
 
     /// Starts the start-up exchange (§5.1): ask everyone for their hashes, pull from the first
@@ -131,7 +139,8 @@ impl Participant {
     /// Abandons the pulls whose requests have timed out.
     pub fn expire(&mut self, now_ms: u64) -> Reaction {
         let mut reaction = Reaction::default();
-        let expired: Vec<String> = self.pending.iter().filter(|(_, p)| p.deadline_ms <= now_ms).map(|(id, _)| id.clone()).collect();
+        let expired: Vec<String> =
+            self.pending.iter().filter(|(_, p)| p.deadline_ms <= now_ms).map(|(id, _)| id.clone()).collect();
         for request_id in expired {
             if let Some(pending) = self.pending.remove(&request_id) {
                 self.end_pull(pending.pull, &mut reaction);
@@ -177,7 +186,8 @@ impl Participant {
     /// estimate counts every incoming leaf as accepted).
     fn merge(&mut self, changes: &JsValue, now_ms: u64, reaction: &mut Reaction) {
         let places = incoming_leaves(changes);
-        let before: HashMap<&LeafPlace, u64> = places.iter().map(|(place, _)| (place, self.existing_bytes(place))).collect();
+        let before: HashMap<&LeafPlace, u64> =
+            places.iter().map(|(place, _)| (place, self.existing_bytes(place))).collect();
         let incoming: u64 = places.iter().map(|(place, value)| leaf_bytes(place, value)).sum();
         let estimate = (self.bytes + incoming).saturating_sub(before.values().sum());
         if estimate > self.max_bytes && estimate > self.bytes {
@@ -200,13 +210,25 @@ impl Participant {
 
     fn existing_bytes(&self, place: &LeafPlace) -> u64 {
         let leaf = match place {
-            LeafPlace::Cell(table, row, cell) => self.store.tables.child_ref(table).and_then(|t| t.child_ref(row)).and_then(|r| r.child_ref(cell)),
+            LeafPlace::Cell(table, row, cell) => self
+                .store
+                .tables
+                .child_ref(table)
+                .and_then(|t| t.child_ref(row))
+                .and_then(|r| r.child_ref(cell)),
             LeafPlace::Value(id) => self.store.values.child_ref(id),
         };
         leaf.map_or(0, |leaf| leaf_bytes(place, &leaf.value))
     }
 
-    fn on_response(&mut self, from: &str, request_id: Option<&str>, body: &JsValue, now_ms: u64, reaction: &mut Reaction) {
+    fn on_response(
+        &mut self,
+        from: &str,
+        request_id: Option<&str>,
+        body: &JsValue,
+        now_ms: u64,
+        reaction: &mut Reaction,
+    ) {
         let Some(request_id) = request_id else { return };
         let Some(pending) = self.pending.get(request_id) else { return };
         if pending.to.as_deref().is_some_and(|to| to != from) {
@@ -232,7 +254,14 @@ impl Participant {
         }
     }
 
-    fn on_hashes(&mut self, pull: u64, from: &str, body: &JsValue, now_ms: u64, reaction: &mut Reaction) -> Option<()> {
+    fn on_hashes(
+        &mut self,
+        pull: u64,
+        from: &str,
+        body: &JsValue,
+        now_ms: u64,
+        reaction: &mut Reaction,
+    ) -> Option<()> {
         let theirs = content_hashes(body)?;
         let mine = self.store.content_hashes();
         let state = self.pulls.get_mut(&pull)?;
@@ -254,7 +283,13 @@ impl Participant {
         }
     }
 
-    fn on_table_diff(&mut self, pull: u64, body: &JsValue, now_ms: u64, reaction: &mut Reaction) -> Option<()> {
+    fn on_table_diff(
+        &mut self,
+        pull: u64,
+        body: &JsValue,
+        now_ms: u64,
+        reaction: &mut Reaction,
+    ) -> Option<()> {
         let (new_tables, different) = pair(body)?;
         let state = self.pulls.get_mut(&pull)?;
         state.tables = stamp_with_object(new_tables)?;
@@ -282,7 +317,13 @@ impl Participant {
         Some(())
     }
 
-    fn on_cell_diff(&mut self, pull: u64, body: &JsValue, now_ms: u64, reaction: &mut Reaction) -> Option<()> {
+    fn on_cell_diff(
+        &mut self,
+        pull: u64,
+        body: &JsValue,
+        now_ms: u64,
+        reaction: &mut Reaction,
+    ) -> Option<()> {
         let state = self.pulls.get_mut(&pull)?;
         merge_into(&mut state.tables, stamp_with_object(body.clone())?)?;
         self.compare_values(pull, now_ms, reaction);
@@ -312,11 +353,22 @@ impl Participant {
         self.pending.retain(|_, pending| pending.pull != pull);
         if self.pulls.remove(&pull).is_some_and(|state| state.announce) {
             let transaction = self.new_id(11);
-            reaction.send(Target::Everyone, Some(&transaction), MessageType::ContentHashes, &hashes_body(self.store.content_hashes()));
+            reaction.send(
+                Target::Everyone,
+                Some(&transaction),
+                MessageType::ContentHashes,
+                &hashes_body(self.store.content_hashes()),
+            );
         }
     }
 
-    fn add_pull(&mut self, peer: Option<String>, transaction: String, [mine, theirs]: [[u32; 2]; 2], announce: bool) -> u64 {
+    fn add_pull(
+        &mut self,
+        peer: Option<String>,
+        transaction: String,
+        [mine, theirs]: [[u32; 2]; 2],
+        announce: bool,
+    ) -> u64 {
         let id = self.next_pull;
         self.next_pull += 1;
         self.pulls.insert(id, Pull { peer, transaction, mine, theirs, tables: empty_stamp(), announce });
@@ -324,7 +376,15 @@ impl Participant {
     }
 
     /// Sends a request for a pull; over the limit of waiting requests, the pull fails at once.
-    fn request(&mut self, pull: u64, stage: Stage, to: Option<String>, body: &JsValue, now_ms: u64, reaction: &mut Reaction) {
+    fn request(
+        &mut self,
+        pull: u64,
+        stage: Stage,
+        to: Option<String>,
+        body: &JsValue,
+        now_ms: u64,
+        reaction: &mut Reaction,
+    ) {
         if self.pending.len() >= MAX_PENDING {
             self.end_pull(pull, reaction);
             return;
@@ -340,7 +400,8 @@ impl Participant {
         };
         let target = to.clone().map_or(Target::Everyone, Target::Client);
         reaction.send(target, Some(&request_id), kind, body);
-        self.pending.insert(request_id, Pending { pull, stage, to, deadline_ms: now_ms + REQUEST_TIMEOUT_MS });
+        self.pending
+            .insert(request_id, Pending { pull, stage, to, deadline_ms: now_ms + REQUEST_TIMEOUT_MS });
     }
 
     /// `length` random alphabet characters (xorshift; ids only need to be unique).

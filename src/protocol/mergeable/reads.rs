@@ -5,7 +5,6 @@
 use super::tree::{Leaf, MergeableStore, Node, Row, Table};
 use crate::protocol::json::{js_object as object, JsValue};
 
-
 fn short_stamp(thing: JsValue, hlc: &str) -> JsValue {
     if hlc.is_empty() {
         JsValue::Array(vec![thing])
@@ -27,11 +26,17 @@ fn leaf_stamp(leaf: &Leaf) -> JsValue {
 }
 
 fn row_stamp(row: &Row) -> JsValue {
-    short_stamp(object(row.children().map(|(id, leaf)| (id.to_owned(), leaf_stamp(leaf))).collect()), &row.hlc)
+    short_stamp(
+        object(row.children().map(|(id, leaf)| (id.to_owned(), leaf_stamp(leaf))).collect()),
+        &row.hlc,
+    )
 }
 
 fn table_stamp(table: &Table) -> JsValue {
-    short_stamp(object(table.children().map(|(id, row)| (id.to_owned(), row_stamp(row))).collect()), &table.hlc)
+    short_stamp(
+        object(table.children().map(|(id, row)| (id.to_owned(), row_stamp(row))).collect()),
+        &table.hlc,
+    )
 }
 
 /// The members of an argument object (anything else reads as empty).
@@ -127,7 +132,8 @@ impl MergeableStore {
                 .iter()
                 .filter_map(|(row_id, _)| {
                     let row = table.child_ref(row_id)?;
-                    differs(other_rows, row_id, row.hash).then(|| (row_id.clone(), hashes(row, |leaf| leaf.hash)))
+                    differs(other_rows, row_id, row.hash)
+                        .then(|| (row_id.clone(), hashes(row, |leaf| leaf.hash)))
                 })
                 .collect();
             if !rows.is_empty() {
@@ -169,7 +175,9 @@ impl MergeableStore {
                 let rows = rows
                     .into_iter()
                     .map(|(row_id, cells)| {
-                        let row_hlc = table.and_then(|table| table.child_ref(&row_id)).map_or("", |row| row.hlc.as_str());
+                        let row_hlc = table
+                            .and_then(|table| table.child_ref(&row_id))
+                            .map_or("", |row| row.hlc.as_str());
                         (row_id, short_stamp(object(cells), row_hlc))
                     })
                     .collect();
@@ -182,7 +190,10 @@ impl MergeableStore {
     /// `getMergeableValueDiff(otherValueHashes)`: my values that differ, as short stamps.
     pub fn value_diff(&self, other: &JsValue) -> JsValue {
         let values = self.values.children().filter(|(id, leaf)| get(other, id) != Some(&number(leaf.hash)));
-        short_stamp(object(values.map(|(id, leaf)| (id.to_owned(), leaf_stamp(leaf))).collect()), &self.values.hlc)
+        short_stamp(
+            object(values.map(|(id, leaf)| (id.to_owned(), leaf_stamp(leaf))).collect()),
+            &self.values.hlc,
+        )
     }
 }
 
@@ -191,7 +202,10 @@ impl MergeableStore {
     /// cells and values left out, and rows and tables left with nothing left out too.
     pub fn plain_content(&self) -> String {
         let live = |node: &Node<Leaf>| -> Vec<(String, JsValue)> {
-            node.children().filter(|(_, leaf)| leaf.value != JsValue::Undefined).map(|(id, leaf)| (id.to_owned(), leaf.value.clone())).collect()
+            node.children()
+                .filter(|(_, leaf)| leaf.value != JsValue::Undefined)
+                .map(|(id, leaf)| (id.to_owned(), leaf.value.clone()))
+                .collect()
         };
         let tables = self.tables.children().filter_map(|(table_id, table)| {
             let rows: Vec<(String, JsValue)> = table

@@ -175,7 +175,13 @@ fn own_hlc<T>(node: &mut Node<T>, incoming: &str, mut acc: u32, mode: Mode) -> u
 }
 
 /// Merges incoming leaves into a row or the values root; returns the newest accepted HLC.
-fn merge_leaves(node: &mut Node<Leaf>, incoming: &Stamp<'_>, mode: Mode, max_time: u64, accepted: &mut Vec<String>) -> Result<String, InvalidStamps> {
+fn merge_leaves(
+    node: &mut Node<Leaf>,
+    incoming: &Stamp<'_>,
+    mode: Mode,
+    max_time: u64,
+    accepted: &mut Vec<String>,
+) -> Result<String, InvalidStamps> {
     let mut acc = if mode == Mode::Changes { node.hash } else { incoming.hash };
     let mut newest = incoming.hlc.to_owned();
     for (id, leaf_stamp) in members(incoming)? {
@@ -189,7 +195,8 @@ fn merge_leaves(node: &mut Node<Leaf>, incoming: &Stamp<'_>, mode: Mode, max_tim
             leaf.hlc = leaf_stamp.hlc.to_owned();
         }
         leaf.value = leaf_stamp.thing.clone();
-        leaf.hash = if mode == Mode::Changes { leaf_hash(&leaf.value, leaf_stamp.hlc) } else { leaf_stamp.hash };
+        leaf.hash =
+            if mode == Mode::Changes { leaf_hash(&leaf.value, leaf_stamp.hlc) } else { leaf_stamp.hash };
         if mode == Mode::Changes {
             acc ^= term(id, old_hash) ^ term(id, leaf.hash);
         }
@@ -250,7 +257,13 @@ impl MergeableStore {
         Ok(touched)
     }
 
-    fn merge_tables(&mut self, incoming: &Stamp<'_>, mode: Mode, max_time: u64, touched: &mut Touched) -> Result<String, InvalidStamps> {
+    fn merge_tables(
+        &mut self,
+        incoming: &Stamp<'_>,
+        mode: Mode,
+        max_time: u64,
+        touched: &mut Touched,
+    ) -> Result<String, InvalidStamps> {
         let mut acc = if mode == Mode::Changes { self.tables.hash } else { incoming.hash };
         let mut newest = incoming.hlc.to_owned();
         for (table_id, table_stamp) in members(incoming)? {
@@ -267,13 +280,15 @@ impl MergeableStore {
                 let row_newest = merge_leaves(row, &row_stamp, mode, max_time, &mut cells)?;
                 touched.cells.extend(cells.into_iter().map(|cell| (table_id.clone(), row_id.clone(), cell)));
                 if mode == Mode::Changes {
-                    table_acc ^= if old_row_hash == 0 { 0 } else { term(row_id, old_row_hash) } ^ term(row_id, row.hash);
+                    table_acc ^= if old_row_hash == 0 { 0 } else { term(row_id, old_row_hash) }
+                        ^ term(row_id, row.hash);
                 }
                 table_newest = table_newest.max(row_newest);
             }
             table.hash = own_hlc(table, table_stamp.hlc, table_acc, mode);
             if mode == Mode::Changes {
-                acc ^= if old_table_hash == 0 { 0 } else { term(table_id, old_table_hash) } ^ term(table_id, table.hash);
+                acc ^= if old_table_hash == 0 { 0 } else { term(table_id, old_table_hash) }
+                    ^ term(table_id, table.hash);
             }
             newest = newest.max(table_newest);
         }
@@ -305,7 +320,8 @@ fn write_leaf(out: &mut String, leaf: &Leaf) {
 
 /// Writes `[{id: child…}, hlc, hash]` with the children in JavaScript key order.
 fn write_node<T>(out: &mut String, node: &Node<T>, write_child: impl Fn(&mut String, &T)) {
-    let mut children: Vec<(&str, &T)> = node.children.iter().map(|(id, child)| (id.as_str(), child)).collect();
+    let mut children: Vec<(&str, &T)> =
+        node.children.iter().map(|(id, child)| (id.as_str(), child)).collect();
     json::sort_js_keys(&mut children);
     out.push_str("[{");
     for (i, (id, child)) in children.into_iter().enumerate() {

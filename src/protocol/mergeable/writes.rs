@@ -46,7 +46,8 @@ impl MergeableStore {
     /// Writes one cell locally at time `now` (`Undefined` deletes it). Writing the value the cell
     /// already has does nothing. Returns what was touched.
     pub fn set_cell(&mut self, table: &str, row: &str, cell: &str, value: JsValue, now: u64) -> Touched {
-        let current = self.tables.child_ref(table).and_then(|t| t.child_ref(row)).and_then(|r| r.child_ref(cell));
+        let current =
+            self.tables.child_ref(table).and_then(|t| t.child_ref(row)).and_then(|r| r.child_ref(cell));
         if current.map_or(JsValue::Undefined, |leaf| leaf.value.clone()) == value {
             return Touched::default();
         }
@@ -84,7 +85,9 @@ impl MergeableStore {
                     .into_iter()
                     .filter_map(|(row_id, cells)| {
                         let row = table.child_ref(&row_id)?;
-                        let cells = cells.into_iter().filter_map(|cell| Some((cell.clone(), leaf_stamp(row.child_ref(&cell)?, with_hashes))));
+                        let cells = cells.into_iter().filter_map(|cell| {
+                            Some((cell.clone(), leaf_stamp(row.child_ref(&cell)?, with_hashes)))
+                        });
                         Some((row_id, container(row, object(cells.collect()), with_hashes)))
                     })
                     .collect();
@@ -97,7 +100,9 @@ impl MergeableStore {
                 values.push(value.clone());
             }
         }
-        let values_json = values.into_iter().filter_map(|id| Some((id.clone(), leaf_stamp(self.values.child_ref(&id)?, with_hashes))));
+        let values_json = values
+            .into_iter()
+            .filter_map(|id| Some((id.clone(), leaf_stamp(self.values.child_ref(&id)?, with_hashes))));
         JsValue::Array(vec![
             container(&self.tables, object(tables_json), with_hashes),
             container(&self.values, object(values_json.collect()), with_hashes),

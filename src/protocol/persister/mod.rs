@@ -56,7 +56,9 @@ impl CellText {
 fn is_valid_cell(value: &JsValue) -> bool {
     match value {
         JsValue::Number(n) => n.is_finite(),
-        JsValue::String(_) | JsValue::Bool(_) | JsValue::Null | JsValue::Array(_) | JsValue::Object(_) => true,
+        JsValue::String(_) | JsValue::Bool(_) | JsValue::Null | JsValue::Array(_) | JsValue::Object(_) => {
+            true
+        }
         JsValue::Undefined => false,
     }
 }
@@ -122,7 +124,11 @@ impl Content {
         let cells: usize = self
             .tables
             .iter()
-            .flat_map(|(t, rows)| rows.iter().flat_map(move |(r, cells)| cells.iter().map(move |(c, text)| t.len() + r.len() + c.len() + text.as_str().len())))
+            .flat_map(|(t, rows)| {
+                rows.iter().flat_map(move |(r, cells)| {
+                    cells.iter().map(move |(c, text)| t.len() + r.len() + c.len() + text.as_str().len())
+                })
+            })
             .sum();
         cells + self.values.iter().map(|(v, text)| v.len() + text.as_str().len()).sum::<usize>()
     }

@@ -73,10 +73,14 @@ pub fn parse_content(body: &[u8]) -> Result<Content, InvalidContent> {
     let empty = tables.is_empty() && values.is_empty();
     let mut content_tables = Vec::with_capacity(tables.len());
     for (table_id, table) in tables {
-        let JsValue::Object(rows) = table else { return Err(shape(format!("table {table_id:?} is not an object"))) };
+        let JsValue::Object(rows) = table else {
+            return Err(shape(format!("table {table_id:?} is not an object")));
+        };
         let mut content_rows = Vec::with_capacity(rows.len());
         for (row_id, row) in rows {
-            let JsValue::Object(cells) = row else { return Err(shape(format!("row {table_id:?}/{row_id:?} is not an object"))) };
+            let JsValue::Object(cells) = row else {
+                return Err(shape(format!("row {table_id:?}/{row_id:?} is not an object")));
+            };
             let mut content_cells = Vec::with_capacity(cells.len());
             for (cell_id, cell) in cells {
                 if !is_valid_cell(&cell) {
@@ -95,7 +99,9 @@ pub fn parse_content(body: &[u8]) -> Result<Content, InvalidContent> {
     let mut content_values = Vec::with_capacity(values.len());
     for (value_id, value) in values {
         if !is_valid_cell(&value) {
-            return Err(shape(format!("value {value_id:?} is not a finite number, string, boolean, null, array or object")));
+            return Err(shape(format!(
+                "value {value_id:?} is not a finite number, string, boolean, null, array or object"
+            )));
         }
         content_values.push((value_id, CellText::of(&value)));
     }
@@ -121,7 +127,8 @@ pub fn parse_frame(frame: &str, prefix: &str) -> Result<Changes, IgnoredFrame> {
 /// Validates changes given as a whole body (`[tables, values, 1]`, deletions as the marker), as
 /// the admin API receives them: the same rules as a websocket `s` payload.
 pub fn parse_changes(body: &[u8]) -> Result<Changes, IgnoredFrame> {
-    let text = std::str::from_utf8(body).map_err(|_| IgnoredFrame::InvalidChanges("body is not valid UTF-8".into()))?;
+    let text = std::str::from_utf8(body)
+        .map_err(|_| IgnoredFrame::InvalidChanges("body is not valid UTF-8".into()))?;
     let payload = json::parse(text, true).map_err(IgnoredFrame::NotJson)?;
     changes(payload).map_err(IgnoredFrame::InvalidChanges)
 }
@@ -149,7 +156,9 @@ fn changes(payload: JsValue) -> Result<Changes, String> {
         .collect::<Result<_, String>>()?;
     let values = values
         .into_iter()
-        .map(|(value_id, value)| Ok((value_id.clone(), cell_change(value, || format!("value {value_id:?}"))?)))
+        .map(|(value_id, value)| {
+            Ok((value_id.clone(), cell_change(value, || format!("value {value_id:?}"))?))
+        })
         .collect::<Result<_, String>>()?;
     Ok(Changes { tables, values })
 }
@@ -163,7 +172,8 @@ fn row_changes(table_id: &str, rows: Vec<(String, JsValue)>) -> Result<Vec<(Stri
                     cells
                         .into_iter()
                         .map(|(cell_id, cell)| {
-                            let change = cell_change(cell, || format!("cell {table_id:?}/{row_id:?}/{cell_id:?}"))?;
+                            let change =
+                                cell_change(cell, || format!("cell {table_id:?}/{row_id:?}/{cell_id:?}"))?;
                             Ok((cell_id, change))
                         })
                         .collect::<Result<_, String>>()?,
@@ -224,11 +234,18 @@ fn string_to_number(s: &str) -> Option<f64> {
     }
     for (prefix, radix) in [("0x", 16), ("0X", 16), ("0o", 8), ("0O", 8), ("0b", 2), ("0B", 2)] {
         if let Some(digits) = s.strip_prefix(prefix) {
-            return u128::from_str_radix(digits, radix).ok().filter(|_| !digits.starts_with('+')).map(|n| n as f64);
+            return u128::from_str_radix(digits, radix)
+                .ok()
+                .filter(|_| !digits.starts_with('+'))
+                .map(|n| n as f64);
         }
     }
     let decimal = s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'+' | b'-' | b'.' | b'e' | b'E'));
-    if decimal { s.parse().ok() } else { None }
+    if decimal {
+        s.parse().ok()
+    } else {
+        None
+    }
 }
 
 /// JavaScript's `StrWhiteSpaceChar` (WhiteSpace and LineTerminator): Unicode's White_Space

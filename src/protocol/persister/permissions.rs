@@ -112,7 +112,11 @@ impl Permissions {
         for (value, change) in changes.values {
             let allowed = !self.read_only_values.contains(&value)
                 && change.as_ref().is_none_or(|cell: &CellChange| self.value_fits(&value, &cell.stored));
-            if allowed { accepted.values.push((value, change)) } else { refused.values.push((value, change)) }
+            if allowed {
+                accepted.values.push((value, change))
+            } else {
+                refused.values.push((value, change))
+            }
         }
         let refused = (!refused.tables.is_empty() || !refused.values.is_empty()).then_some(refused);
         (accepted, refused)
@@ -134,10 +138,11 @@ impl Permissions {
                 RowChange::Delete if no_delete => no_rows.push((row, RowChange::Delete)),
                 RowChange::Delete => ok_rows.push((row, RowChange::Delete)),
                 RowChange::Cells(cells) => {
-                    let (ok, no): (Vec<_>, Vec<_>) = cells.into_iter().partition(|(cell, change)| match change {
-                        None => !no_delete,
-                        Some(cell_change) => self.cell_fits(table, cell, &cell_change.stored),
-                    });
+                    let (ok, no): (Vec<_>, Vec<_>) =
+                        cells.into_iter().partition(|(cell, change)| match change {
+                            None => !no_delete,
+                            Some(cell_change) => self.cell_fits(table, cell, &cell_change.stored),
+                        });
                     // A row whose every cell was refused carries nothing, like an empty row.
                     if !ok.is_empty() {
                         ok_rows.push((row.clone(), RowChange::Cells(ok)));

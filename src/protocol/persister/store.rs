@@ -185,7 +185,12 @@ impl PersisterStore {
     }
 
     /// Applies the row changes of one table; the table's broadcast JSON, or `None` if nothing in it was accepted.
-    fn apply_rows(&mut self, table_id: &str, rows: Vec<(String, RowChange)>, ops: &mut Vec<StoreOp>) -> Option<String> {
+    fn apply_rows(
+        &mut self,
+        table_id: &str,
+        rows: Vec<(String, RowChange)>,
+        ops: &mut Vec<StoreOp>,
+    ) -> Option<String> {
         let mut rows_json = String::new();
         for (row_id, change) in rows {
             let row_json = match change {
@@ -205,7 +210,12 @@ impl PersisterStore {
                             Some(cell) => {
                                 let json = cell.wire().to_owned();
                                 self.set_cell(table_id, &row_id, &cell_id, cell.stored.clone());
-                                ops.push(StoreOp::SetCell { table: table_id.into(), row: row_id.clone(), cell: cell_id.clone(), text: cell.stored });
+                                ops.push(StoreOp::SetCell {
+                                    table: table_id.into(),
+                                    row: row_id.clone(),
+                                    cell: cell_id.clone(),
+                                    text: cell.stored,
+                                });
                                 json
                             }
                         };
@@ -241,7 +251,11 @@ impl PersisterStore {
     fn forget_row(&mut self, table_id: &str, row_id: &str, cells: Row, ops: &mut Vec<StoreOp>) {
         for (cell_id, text) in cells {
             self.bytes -= cell_bytes(&[table_id, row_id, cell_id.as_str()], &text);
-            ops.push(StoreOp::DelCell { table: table_id.into(), row: row_id.into(), cell: cell_id.as_str().into() });
+            ops.push(StoreOp::DelCell {
+                table: table_id.into(),
+                row: row_id.into(),
+                cell: cell_id.as_str().into(),
+            });
         }
     }
 
@@ -336,10 +350,13 @@ impl StoreBuilder {
     /// One stored cell.
     pub fn cell(&mut self, table: &str, row: &str, cell: &str, text: CellText) {
         match &mut self.row {
-            Some((t, r, cells)) if t.as_str() == table && r.as_str() == row => cells.push((TabularId::from(cell), text)),
+            Some((t, r, cells)) if t.as_str() == table && r.as_str() == row => {
+                cells.push((TabularId::from(cell), text))
+            }
             _ => {
                 self.flush_row();
-                self.row = Some((TabularId::from(table), TabularId::from(row), vec![(TabularId::from(cell), text)]));
+                self.row =
+                    Some((TabularId::from(table), TabularId::from(row), vec![(TabularId::from(cell), text)]));
             }
         }
     }

@@ -20,11 +20,36 @@ fn apply(store: &mut PersisterStore, frame: &str) -> Option<String> {
 fn invalid_put_bodies_are_refused() {
     // The list of the conformance test 'invalid PUT bodies answer 400 and create no store'.
     let bad = [
-        "", "not json", "[{},{}", "[{},{}] x", "null", "{}", "[]", "[{}]", "[{},{},1]", "[{},{},{}]", "[[],{}]", "[{},[]]",
-        "[null,{}]", "[{},null]", "[\"x\",{}]", "[{\"t\":null},{}]", "[{\"t\":\"x\"},{}]", "[{\"t\":\"\u{FFFC}\"},{}]",
-        "[{\"t\":{\"r\":\"\u{FFFC}\"}},{}]", "[{\"t\":[]},{}]", "[{\"t\":{\"r\":null}},{}]", "[{\"t\":{\"r\":1}},{}]",
-        "[{\"t\":{\"r\":[1]}},{}]", "[{\"t\":{\"r\":{\"c\":1e400}}},{}]", "[{},{\"v\":-1e400}]", "[{\"t\":{\"r\":{\"c\":NaN}}},{}]",
-        "[{\"t\":{\"r\":{\"c\":undefined}}},{}]", "[{'t':{}},{}]", "[{\"t\":{\"r\":{\"c\":1}}},{},]", "\u{FEFF}[{},{}]",
+        "",
+        "not json",
+        "[{},{}",
+        "[{},{}] x",
+        "null",
+        "{}",
+        "[]",
+        "[{}]",
+        "[{},{},1]",
+        "[{},{},{}]",
+        "[[],{}]",
+        "[{},[]]",
+        "[null,{}]",
+        "[{},null]",
+        "[\"x\",{}]",
+        "[{\"t\":null},{}]",
+        "[{\"t\":\"x\"},{}]",
+        "[{\"t\":\"\u{FFFC}\"},{}]",
+        "[{\"t\":{\"r\":\"\u{FFFC}\"}},{}]",
+        "[{\"t\":[]},{}]",
+        "[{\"t\":{\"r\":null}},{}]",
+        "[{\"t\":{\"r\":1}},{}]",
+        "[{\"t\":{\"r\":[1]}},{}]",
+        "[{\"t\":{\"r\":{\"c\":1e400}}},{}]",
+        "[{},{\"v\":-1e400}]",
+        "[{\"t\":{\"r\":{\"c\":NaN}}},{}]",
+        "[{\"t\":{\"r\":{\"c\":undefined}}},{}]",
+        "[{'t':{}},{}]",
+        "[{\"t\":{\"r\":{\"c\":1}}},{},]",
+        "\u{FEFF}[{},{}]",
     ];
     for body in bad {
         assert!(parse_content(body.as_bytes()).is_err(), "{body:?} must be refused");
@@ -44,7 +69,10 @@ fn put_saves_cells_and_values_and_the_flag_by_tinybase_rule() {
 
     for body in [r#"[{"t":{}},{}]"#, r#"[{"t":{"r":{}}},{}]"#] {
         let mut store = PersisterStore::new();
-        assert_eq!(store.put(parse_content(body.as_bytes()).unwrap()), PutOutcome::Saved { ops: vec![], created_store: false });
+        assert_eq!(
+            store.put(parse_content(body.as_bytes()).unwrap()),
+            PutOutcome::Saved { ops: vec![], created_store: false }
+        );
         assert!(!store.has_store());
         assert_eq!(apply(&mut store, "s[{},{\"v\":1},1]"), None, "changes are ignored without a store");
     }
@@ -55,8 +83,13 @@ fn put_saves_cells_and_values_and_the_flag_by_tinybase_rule() {
 #[test]
 fn get_orders_keys_like_tinybase() {
     let store = store_with(r#"[{"b":{"y":{"z":1,"a":2}},"a":{"x":{"c":3}}},{"v2":true,"v1":"s"}]"#);
-    assert_eq!(store.render().unwrap(), r#"[{"a":{"x":{"c":3}},"b":{"y":{"a":2,"z":1}}},{"v1":"s","v2":true}]"#);
-    let store = store_with(r#"[{"b":{"r":{"c":1}},"a!":{"r":{"c":1}},"a":{"r":{"c":1}},"a b":{"r":{"c":1}},"10":{"r":{"c":1}},"9":{"r":{"c":1}}},{"b":1,"a!":1,"a":1,"a b":1,"":1,"01":1,"10":1}]"#);
+    assert_eq!(
+        store.render().unwrap(),
+        r#"[{"a":{"x":{"c":3}},"b":{"y":{"a":2,"z":1}}},{"v1":"s","v2":true}]"#
+    );
+    let store = store_with(
+        r#"[{"b":{"r":{"c":1}},"a!":{"r":{"c":1}},"a":{"r":{"c":1}},"a b":{"r":{"c":1}},"10":{"r":{"c":1}},"9":{"r":{"c":1}}},{"b":1,"a!":1,"a":1,"a b":1,"":1,"01":1,"10":1}]"#,
+    );
     assert_eq!(
         store.render().unwrap(),
         r#"[{"9":{"r":{"c":1}},"10":{"r":{"c":1}},"a b":{"r":{"c":1}},"a!":{"r":{"c":1}},"a":{"r":{"c":1}},"b":{"r":{"c":1}}},{"10":1,"":1,"01":1,"a":1,"a b":1,"a!":1,"b":1}]"#
@@ -77,17 +110,56 @@ fn every_kind_of_cell_is_kept_as_the_client_sent_it() {
 fn websocket_garbage_is_ignored() {
     // The list of the conformance test 'garbage is ignored', plus the flag rejects of §4.4.
     let garbage = [
-        "", "s", "hello", "x[{},{\"v\":1},1]", "S[{},{\"v\":1},1]", " s[{},{\"v\":1},1]", "s{\"bad\":1}", "s[{},{\"v\":1}]",
-        "s[{},{\"v\":1},2]", "s[{},{\"v\":1},0]", "s[{},{\"v\":1},null]", "s[{},{\"v\":1},1,1]", "s[{\"t\":{\"r\":{\"c\":1}}},{},1]trailing",
-        "s[{\"t\":{\"r\":{\"c\":1}}},{},1", "s[{\"t\":[1]},{},1]", "s[{\"t\":{\"r\":5}},{},1]", "s[{\"t\":{\"r\":{\"c\":1}}},[],1]",
-        "s[[],{},1]", "s[null,{},1]", "s[{},{\"v\":1e400},1]", "s[{},{\"v\":NaN},1]", "snull", "s\"text\"", "s12", "strue",
-        "tb:s[{},{\"v\":1},1]", "s[{},{},-1]", "s[{},{},false]", "s[{},{},{}]", "s[{},{},\"x\"]", "s[{},{},[1,1]]",
-        "s[{},{},\"\u{FFFC}\"]", "s[\"\u{FFFC}\",{},1]", "s[{},\"\u{FFFC}\",1]", "s[{\"t\":null},{},1]", "s[{\"t\":true},{},1]",
+        "",
+        "s",
+        "hello",
+        "x[{},{\"v\":1},1]",
+        "S[{},{\"v\":1},1]",
+        " s[{},{\"v\":1},1]",
+        "s{\"bad\":1}",
+        "s[{},{\"v\":1}]",
+        "s[{},{\"v\":1},2]",
+        "s[{},{\"v\":1},0]",
+        "s[{},{\"v\":1},null]",
+        "s[{},{\"v\":1},1,1]",
+        "s[{\"t\":{\"r\":{\"c\":1}}},{},1]trailing",
+        "s[{\"t\":{\"r\":{\"c\":1}}},{},1",
+        "s[{\"t\":[1]},{},1]",
+        "s[{\"t\":{\"r\":5}},{},1]",
+        "s[{\"t\":{\"r\":{\"c\":1}}},[],1]",
+        "s[[],{},1]",
+        "s[null,{},1]",
+        "s[{},{\"v\":1e400},1]",
+        "s[{},{\"v\":NaN},1]",
+        "snull",
+        "s\"text\"",
+        "s12",
+        "strue",
+        "tb:s[{},{\"v\":1},1]",
+        "s[{},{},-1]",
+        "s[{},{},false]",
+        "s[{},{},{}]",
+        "s[{},{},\"x\"]",
+        "s[{},{},[1,1]]",
+        "s[{},{},\"\u{FFFC}\"]",
+        "s[\"\u{FFFC}\",{},1]",
+        "s[{},\"\u{FFFC}\",1]",
+        "s[{\"t\":null},{},1]",
+        "s[{\"t\":true},{},1]",
     ];
     for frame in garbage {
         assert!(parse_frame(frame, "").is_err(), "{frame:?} must be ignored");
     }
-    for frame in ["tb:", "tb", "tb:s", "TB:s[{},{},1]", "tb:x[{},{},1]", "tbs[{},{},1]", "s[{},{},1]", "tb:tb:s[{},{},1]"] {
+    for frame in [
+        "tb:",
+        "tb",
+        "tb:s",
+        "TB:s[{},{},1]",
+        "tb:x[{},{},1]",
+        "tbs[{},{},1]",
+        "s[{},{},1]",
+        "tb:tb:s[{},{},1]",
+    ] {
         assert!(parse_frame(frame, "tb:").is_err(), "{frame:?} must be ignored with prefix tb:");
     }
     assert!(parse_frame("tb:s[{},{},1]", "tb:").is_ok());
@@ -95,7 +167,23 @@ fn websocket_garbage_is_ignored() {
 
 #[test]
 fn the_flag_is_compared_loosely_with_one() {
-    for flag in ["1", "1.0", "1e0", "10e-1", "true", "\"1\"", "\" 1 \"", "\"01\"", "\"+1\"", "\"1e0\"", "\"0x1\"", "\"\\t1\\n\"", "[1]", "[\"1\"]", "[[1]]"] {
+    for flag in [
+        "1",
+        "1.0",
+        "1e0",
+        "10e-1",
+        "true",
+        "\"1\"",
+        "\" 1 \"",
+        "\"01\"",
+        "\"+1\"",
+        "\"1e0\"",
+        "\"0x1\"",
+        "\"\\t1\\n\"",
+        "[1]",
+        "[\"1\"]",
+        "[[1]]",
+    ] {
         assert!(parse_frame(&format!("s[{{}},{{}},{flag}]"), "").is_ok(), "flag {flag} is 1");
     }
     for flag in ["2", "0", "-1", "false", "null", "{}", "\"x\"", "[1,1]", "\"\"", "[]", "\"-0x1\""] {
@@ -105,25 +193,46 @@ fn the_flag_is_compared_loosely_with_one() {
 
 #[test]
 fn changes_are_applied_and_only_the_accepted_part_is_broadcast() {
-    let mut store = store_with(r#"[{"keep":{"r":{"c":1,"gone":2},"gone":{"c":3}},"gone":{"r":{"c":4}}},{"keep":1,"gone":2}]"#);
+    let mut store = store_with(
+        r#"[{"keep":{"r":{"c":1,"gone":2},"gone":{"c":3}},"gone":{"r":{"c":4}}},{"keep":1,"gone":2}]"#,
+    );
     let payload = apply(&mut store, "s[{\"keep\":{\"r\":{\"gone\":\"\u{FFFC}\"},\"gone\":\"\u{FFFC}\",\"empty\":{}},\"gone\":\"\u{FFFC}\",\"nothing\":{}},{\"gone\":\"\u{FFFC}\"},1]");
     assert_eq!(payload.unwrap(), "[{\"keep\":{\"r\":{\"gone\":\"\u{FFFC}\"},\"gone\":\"\u{FFFC}\"},\"gone\":\"\u{FFFC}\"},{\"gone\":\"\u{FFFC}\"},1]");
     assert_eq!(store.render().unwrap(), r#"[{"keep":{"r":{"c":1}}},{"keep":1}]"#);
-    for empty in ["s[{},{},1]", "s[{\"t\":{}},{},1]", "s[{\"t\":{\"r\":{}}},{},1]", "s[{\"u\":{},\"t\":{\"r\":{},\"s\":{}}},{},1]"] {
+    for empty in [
+        "s[{},{},1]",
+        "s[{\"t\":{}},{},1]",
+        "s[{\"t\":{\"r\":{}}},{},1]",
+        "s[{\"u\":{},\"t\":{\"r\":{},\"s\":{}}},{},1]",
+    ] {
         assert_eq!(apply(&mut store, empty), None, "{empty}");
     }
     // Deleting what does not exist, and setting what a cell already holds, are still accepted.
     assert!(apply(&mut store, "s[{\"ghost\":\"\u{FFFC}\"},{\"ghost\":\"\u{FFFC}\"},1]").is_some());
-    assert_eq!(apply(&mut store, "s[{\"keep\":{\"r\":{\"c\":1}}},{},1]").unwrap(), "[{\"keep\":{\"r\":{\"c\":1}}},{},1]");
+    assert_eq!(
+        apply(&mut store, "s[{\"keep\":{\"r\":{\"c\":1}}},{},1]").unwrap(),
+        "[{\"keep\":{\"r\":{\"c\":1}}},{},1]"
+    );
     // Numbers are re-serialised; markers inside JSON cells are repeated in the broadcast only.
-    assert_eq!(apply(&mut store, "s [{},{\"n\":-0,\"e\":1E21,\"f\":5.000,\"a\":[\"\u{FFFC}\",1],\"o\":{\"k\":\"\u{FFFC}\"}},1] ").unwrap(),
-        "[{},{\"n\":0,\"e\":1e+21,\"f\":5,\"a\":[\"\u{FFFC}\",1],\"o\":{\"k\":\"\u{FFFC}\"}},1]");
-    assert_eq!(store.render().unwrap(), r#"[{"keep":{"r":{"c":1}}},{"a":[null,1],"e":1e+21,"f":5,"keep":1,"n":0,"o":{}}]"#);
+    assert_eq!(
+        apply(
+            &mut store,
+            "s [{},{\"n\":-0,\"e\":1E21,\"f\":5.000,\"a\":[\"\u{FFFC}\",1],\"o\":{\"k\":\"\u{FFFC}\"}},1] "
+        )
+        .unwrap(),
+        "[{},{\"n\":0,\"e\":1e+21,\"f\":5,\"a\":[\"\u{FFFC}\",1],\"o\":{\"k\":\"\u{FFFC}\"}},1]"
+    );
+    assert_eq!(
+        store.render().unwrap(),
+        r#"[{"keep":{"r":{"c":1}}},{"a":[null,1],"e":1e+21,"f":5,"keep":1,"n":0,"o":{}}]"#
+    );
 }
 
 #[test]
 fn deleting_a_table_or_row_never_touches_one_whose_id_merely_starts_the_same() {
-    let mut store = store_with(r#"[{"a":{"r":{"c":1}},"ab":{"r":{"c":2}},"a\"":{"r":{"c":3}},"a\\":{"r":{"c":4}},"a,":{"r":{"c":5}},"t":{"r":{"c":6},"rr":{"c":7},"r\"":{"c":8}}},{}]"#);
+    let mut store = store_with(
+        r#"[{"a":{"r":{"c":1}},"ab":{"r":{"c":2}},"a\"":{"r":{"c":3}},"a\\":{"r":{"c":4}},"a,":{"r":{"c":5}},"t":{"r":{"c":6},"rr":{"c":7},"r\"":{"c":8}}},{}]"#,
+    );
     let changes = parse_frame("s[{\"a\":\"\u{FFFC}\",\"t\":{\"r\":\"\u{FFFC}\"}},{},1]", "").unwrap();
     let applied = store.apply_changes(changes).unwrap();
     assert_eq!(
@@ -134,7 +243,10 @@ fn deleting_a_table_or_row_never_touches_one_whose_id_merely_starts_the_same() {
         ]
     );
     // Order: bytes of esc(id) + '"': `a,"` < `a\""` < `a\\"` < `ab"`, and `r\""` < `rr"`.
-    assert_eq!(store.render().unwrap(), r#"[{"a,":{"r":{"c":5}},"a\"":{"r":{"c":3}},"a\\":{"r":{"c":4}},"ab":{"r":{"c":2}},"t":{"r\"":{"c":8},"rr":{"c":7}}},{}]"#);
+    assert_eq!(
+        store.render().unwrap(),
+        r#"[{"a,":{"r":{"c":5}},"a\"":{"r":{"c":3}},"a\\":{"r":{"c":4}},"ab":{"r":{"c":2}},"t":{"r\"":{"c":8},"rr":{"c":7}}},{}]"#
+    );
 }
 
 #[test]
@@ -149,7 +261,36 @@ fn deleting_every_cell_keeps_the_store_and_empties_go_away() {
 
 #[test]
 fn odd_ids_are_ordinary_ids() {
-    let ids = ["", "\"", "\\", "\",\"", "a\",\"b", "\n", "\t", "\u{0}", "\u{1f}", "é", "日本", "😀", "\u{2028}", "\u{FFFC}", "\u{FFFD}", "/", "%41", "hasStore", "t", "v", "__proto__", "constructor", "toString", "0", "9", "10", "01", "-1"];
+    let ids = [
+        "",
+        "\"",
+        "\\",
+        "\",\"",
+        "a\",\"b",
+        "\n",
+        "\t",
+        "\u{0}",
+        "\u{1f}",
+        "é",
+        "日本",
+        "😀",
+        "\u{2028}",
+        "\u{FFFC}",
+        "\u{FFFD}",
+        "/",
+        "%41",
+        "hasStore",
+        "t",
+        "v",
+        "__proto__",
+        "constructor",
+        "toString",
+        "0",
+        "9",
+        "10",
+        "01",
+        "-1",
+    ];
     let mut store = store_with("[{},{}]");
     for id in ids {
         let mut id_json = String::new();
@@ -247,8 +388,16 @@ fn store_with_any(body: &str) -> PersisterStore {
 fn cell() -> impl Strategy<Value = String> {
     prop_oneof![
         any::<i32>().prop_map(|n| n.to_string()),
-        any::<f64>().prop_filter("finite", |n| n.is_finite()).prop_map(|n| { let mut s = String::new(); json::write_number(n, &mut s); s }),
-        ".{0,6}".prop_map(|s| { let mut out = String::new(); json::write_string(&s, &mut out); out }),
+        any::<f64>().prop_filter("finite", |n| n.is_finite()).prop_map(|n| {
+            let mut s = String::new();
+            json::write_number(n, &mut s);
+            s
+        }),
+        ".{0,6}".prop_map(|s| {
+            let mut out = String::new();
+            json::write_string(&s, &mut out);
+            out
+        }),
         Just("true".to_owned()),
         Just("null".to_owned()),
         Just("[1,{\"a\":[]}]".to_owned()),
@@ -272,7 +421,8 @@ fn reference_entries_use_tinybase_storage_keys() {
 
 #[test]
 fn the_size_after_changes_is_known_before_applying_them() {
-    let content = parse_content(br#"[{"t":{"r":{"c":"abc","d":1},"s":{"c":2}},"u":{"r":{"c":3}}},{"v":"x"}]"#).unwrap();
+    let content =
+        parse_content(br#"[{"t":{"r":{"c":"abc","d":1},"s":{"c":2}},"u":{"r":{"c":3}}},{"v":"x"}]"#).unwrap();
     let predicted = content.stored_bytes();
     let mut store = PersisterStore::new();
     store.put(content);
@@ -306,7 +456,11 @@ fn rules() -> Permissions {
         read_only_tables: ["config".to_owned()].into(),
         read_only_values: ["version".to_owned()].into(),
         no_delete_tables: ["log".to_owned()].into(),
-        table_schemas: [("todos".to_owned(), types(&[("text", CellType::String), ("done", CellType::Boolean), ("tags", CellType::Array)]))].into(),
+        table_schemas: [(
+            "todos".to_owned(),
+            types(&[("text", CellType::String), ("done", CellType::Boolean), ("tags", CellType::Array)]),
+        )]
+        .into(),
         value_schema: Some(types(&[("open", CellType::Boolean), ("version", CellType::Number)])),
     }
 }
@@ -337,9 +491,19 @@ fn permissions_drop_refused_parts_and_keep_the_rest() {
 fn a_put_may_write_read_only_parts_but_not_break_the_schema() {
     let content = parse_content("[{\"config\":{\"r\":{\"c\":1}},\"todos\":{\"t1\":{\"text\":\"a\",\"done\":1},\"t2\":{\"bad\":1}}},{\"version\":1,\"open\":\"no\"}]".as_bytes()).unwrap();
     let mut store = PersisterStore::new();
-    assert!(matches!(store.put(rules().filter_content(content)), PutOutcome::Saved { created_store: true, .. }));
-    assert_eq!(store.render().unwrap(), "[{\"config\":{\"r\":{\"c\":1}},\"todos\":{\"t1\":{\"text\":\"a\"}}},{\"version\":1}]");
+    assert!(matches!(
+        store.put(rules().filter_content(content)),
+        PutOutcome::Saved { created_store: true, .. }
+    ));
+    assert_eq!(
+        store.render().unwrap(),
+        "[{\"config\":{\"r\":{\"c\":1}},\"todos\":{\"t1\":{\"text\":\"a\"}}},{\"version\":1}]"
+    );
     let refused_all = parse_content(b"[{\"todos\":{\"t\":{\"x\":1}}},{}]").unwrap();
     let mut store = PersisterStore::new();
-    assert_eq!(store.put(rules().filter_content(refused_all)), PutOutcome::Saved { ops: vec![], created_store: false }, "TinyBase's flag rule: nothing accepted, no store");
+    assert_eq!(
+        store.put(rules().filter_content(refused_all)),
+        PutOutcome::Saved { ops: vec![], created_store: false },
+        "TinyBase's flag rule: nothing accepted, no store"
+    );
 }

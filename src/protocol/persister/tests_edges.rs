@@ -44,10 +44,30 @@ fn why_a_frame_is_ignored_is_told() {
 #[test]
 fn the_flag_rejects_what_javascript_rejects() {
     // NEL is whitespace for Rust but not for JavaScript's Number(); U+FEFF and U+3000 are for both.
-    for flag in ["\"\u{85}1\"", "[\"\u{FFFC}\"]", "[null]", "[true]", "\"1n\"", "\"0x\"", "\"1_0\"", "[{}]", "\"Infinity\"", "1e400"] {
+    for flag in [
+        "\"\u{85}1\"",
+        "[\"\u{FFFC}\"]",
+        "[null]",
+        "[true]",
+        "\"1n\"",
+        "\"0x\"",
+        "\"1_0\"",
+        "[{}]",
+        "\"Infinity\"",
+        "1e400",
+    ] {
         assert!(parse_frame(&format!("s[{{}},{{}},{flag}]"), "").is_err(), "flag {flag} is not 1");
     }
-    for flag in ["\"\u{feff}1\"", "\"\u{3000}1\"", "\"1.\"", "\".1e1\"", "\"+.1e1\"", "\"0b1\"", "\"0o1\"", "\"0X01\""] {
+    for flag in [
+        "\"\u{feff}1\"",
+        "\"\u{3000}1\"",
+        "\"1.\"",
+        "\".1e1\"",
+        "\"+.1e1\"",
+        "\"0b1\"",
+        "\"0o1\"",
+        "\"0X01\"",
+    ] {
         assert!(parse_frame(&format!("s[{{}},{{}},{flag}]"), "").is_ok(), "flag {flag} is 1");
     }
 }
@@ -65,7 +85,10 @@ fn overflowing_numbers_are_refused_as_cells_but_kept_inside_them() {
     assert!(parse_frame("s[{},{\"v\":1e400},1]", "").is_err());
     assert!(parse_frame("s[{\"t\":{\"r\":{\"c\":-1e400}}},{},1]", "").is_err());
     let mut store = store_with("[{},{}]");
-    assert_eq!(payload(&mut store, "s[{},{\"v\":[1e400],\"o\":{\"x\":-1e400}},1]").unwrap(), "[{},{\"v\":[null],\"o\":{\"x\":null}},1]");
+    assert_eq!(
+        payload(&mut store, "s[{},{\"v\":[1e400],\"o\":{\"x\":-1e400}},1]").unwrap(),
+        "[{},{\"v\":[null],\"o\":{\"x\":null}},1]"
+    );
     assert_eq!(store.render().unwrap(), "[{},{\"o\":{\"x\":null},\"v\":[null]}]");
     let store = store_with("[{\"t\":{\"r\":{\"a\":[1e400],\"o\":{\"x\":1e400}}}},{}]");
     assert_eq!(store.render().unwrap(), "[{\"t\":{\"r\":{\"a\":[null],\"o\":{\"x\":null}}}},{}]");
@@ -74,26 +97,49 @@ fn overflowing_numbers_are_refused_as_cells_but_kept_inside_them() {
 #[test]
 fn numbers_in_changes_are_reserialised() {
     let mut store = store_with("[{},{}]");
-    let sent = "s[{\"t\":{\"r\":{\"z\":-0,\"e\":1E21,\"f\":5.000,\"i\":9007199254740993,\"u\":1e-400}}},{},1]";
-    assert_eq!(payload(&mut store, sent).unwrap(), "[{\"t\":{\"r\":{\"z\":0,\"e\":1e+21,\"f\":5,\"i\":9007199254740992,\"u\":0}}},{},1]");
-    assert_eq!(store.render().unwrap(), "[{\"t\":{\"r\":{\"e\":1e+21,\"f\":5,\"i\":9007199254740992,\"u\":0,\"z\":0}}},{}]");
+    let sent =
+        "s[{\"t\":{\"r\":{\"z\":-0,\"e\":1E21,\"f\":5.000,\"i\":9007199254740993,\"u\":1e-400}}},{},1]";
+    assert_eq!(
+        payload(&mut store, sent).unwrap(),
+        "[{\"t\":{\"r\":{\"z\":0,\"e\":1e+21,\"f\":5,\"i\":9007199254740992,\"u\":0}}},{},1]"
+    );
+    assert_eq!(
+        store.render().unwrap(),
+        "[{\"t\":{\"r\":{\"e\":1e+21,\"f\":5,\"i\":9007199254740992,\"u\":0,\"z\":0}}},{}]"
+    );
 }
 
 #[test]
 fn markers_inside_json_cells_are_absent_when_stored_and_repeated_when_broadcast() {
     let mut store = store_with("[{},{}]");
-    let frame = format!("s[{{\"t\":{{\"r\":{{\"a\":[\"{M}\",1],\"o\":{{\"k\":\"{M}\",\"j\":2}}}}}}}},{{}},1]");
+    let frame =
+        format!("s[{{\"t\":{{\"r\":{{\"a\":[\"{M}\",1],\"o\":{{\"k\":\"{M}\",\"j\":2}}}}}}}},{{}},1]");
     let applied = apply(&mut store, &frame).unwrap();
-    assert_eq!(applied.payload, format!("[{{\"t\":{{\"r\":{{\"a\":[\"{M}\",1],\"o\":{{\"k\":\"{M}\",\"j\":2}}}}}}}},{{}},1]"));
-    assert!(applied.ops.contains(&StoreOp::SetCell { table: "t".into(), row: "r".into(), cell: "a".into(), text: cell("[null,1]") }));
-    assert!(applied.ops.contains(&StoreOp::SetCell { table: "t".into(), row: "r".into(), cell: "o".into(), text: cell("{\"j\":2}") }));
+    assert_eq!(
+        applied.payload,
+        format!("[{{\"t\":{{\"r\":{{\"a\":[\"{M}\",1],\"o\":{{\"k\":\"{M}\",\"j\":2}}}}}}}},{{}},1]")
+    );
+    assert!(applied.ops.contains(&StoreOp::SetCell {
+        table: "t".into(),
+        row: "r".into(),
+        cell: "a".into(),
+        text: cell("[null,1]")
+    }));
+    assert!(applied.ops.contains(&StoreOp::SetCell {
+        table: "t".into(),
+        row: "r".into(),
+        cell: "o".into(),
+        text: cell("{\"j\":2}")
+    }));
     assert_eq!(store.render().unwrap(), "[{\"t\":{\"r\":{\"a\":[null,1],\"o\":{\"j\":2}}}},{}]");
     assert!(!applied.payload.contains("\\ufffc"), "the raw character, not an escape");
 }
 
 #[test]
 fn the_marker_and_encoded_cells_are_plain_strings_in_a_put() {
-    let body = format!("[{{\"t\":{{\"r\":{{\"c\":\"{M}\",\"e\":\"\u{FFFD}{{\\\"a\\\":1}}\"}}}}}},{{\"v\":\"{M}\"}}]");
+    let body = format!(
+        "[{{\"t\":{{\"r\":{{\"c\":\"{M}\",\"e\":\"\u{FFFD}{{\\\"a\\\":1}}\"}}}}}},{{\"v\":\"{M}\"}}]"
+    );
     let store = store_with(&body);
     assert_eq!(store.render().unwrap(), body);
     assert!(parse_content(format!("[{{\"t\":\"{M}\"}},{{}}]").as_bytes()).is_err());
@@ -115,12 +161,14 @@ fn the_same_change_twice_is_broadcast_twice() {
 
 #[test]
 fn a_table_deleted_then_recreated_holds_only_its_new_cells() {
-    let mut store = store_with("[{\"t\":{\"r\":{\"c\":1,\"d\":2},\"s\":{\"c\":3}},\"u\":{\"r\":{\"c\":4}}},{}]");
+    let mut store =
+        store_with("[{\"t\":{\"r\":{\"c\":1,\"d\":2},\"s\":{\"c\":3}},\"u\":{\"r\":{\"c\":4}}},{}]");
     apply(&mut store, &format!("s[{{\"t\":\"{M}\"}},{{}},1]")).unwrap();
     apply(&mut store, "s[{\"t\":{\"r\":{\"n\":5}}},{},1]").unwrap();
     assert_eq!(store.render().unwrap(), "[{\"t\":{\"r\":{\"n\":5}},\"u\":{\"r\":{\"c\":4}}},{}]");
     // One message deleting a table and setting another: both applied.
-    let applied = apply(&mut store, &format!("s[{{\"u\":\"{M}\",\"w\":{{\"r\":{{\"c\":6}}}}}},{{}},1]")).unwrap();
+    let applied =
+        apply(&mut store, &format!("s[{{\"u\":\"{M}\",\"w\":{{\"r\":{{\"c\":6}}}}}},{{}},1]")).unwrap();
     assert_eq!(applied.payload, format!("[{{\"u\":\"{M}\",\"w\":{{\"r\":{{\"c\":6}}}}}},{{}},1]"));
     assert_eq!(store.render().unwrap(), "[{\"t\":{\"r\":{\"n\":5}},\"w\":{\"r\":{\"c\":6}}},{}]");
 }
@@ -160,7 +208,10 @@ fn a_put_writes_exactly_its_cells_values_and_the_flag() {
     );
     let empty = parse_content(b" [ { } , { } ] ").unwrap();
     assert!(empty.is_empty());
-    assert_eq!(PersisterStore::new().put(empty), PutOutcome::Saved { ops: vec![StoreOp::SetStoreFlag], created_store: true });
+    assert_eq!(
+        PersisterStore::new().put(empty),
+        PutOutcome::Saved { ops: vec![StoreOp::SetStoreFlag], created_store: true }
+    );
 }
 
 #[test]
@@ -175,12 +226,33 @@ fn changes_without_a_store_are_ignored() {
 fn the_conformance_get_bytes() {
     // 'GET answers compact JSON with keys in sorted order' (http-store.test.mjs).
     let store = store_with(r#"[{"b":{"y":{"z":1,"a":2}},"a":{"x":{"c":3}}},{"v2":true,"v1":"s"}]"#);
-    assert_eq!(store.render().unwrap(), r#"[{"a":{"x":{"c":3}},"b":{"y":{"a":2,"z":1}}},{"v1":"s","v2":true}]"#);
+    assert_eq!(
+        store.render().unwrap(),
+        r#"[{"a":{"x":{"c":3}},"b":{"y":{"a":2,"z":1}}},{"v1":"s","v2":true}]"#
+    );
 }
 
 #[test]
 fn ids_order_tables_by_their_escape_and_values_by_their_bytes() {
-    let ids = ["", "\"", "\\", "\",\"", "a\",\"b", "__proto__", "0", "01", "-1", "10", "9", "a b", "a!", "a", "b", "\n", "\u{1f}"];
+    let ids = [
+        "",
+        "\"",
+        "\\",
+        "\",\"",
+        "a\",\"b",
+        "__proto__",
+        "0",
+        "01",
+        "-1",
+        "10",
+        "9",
+        "a b",
+        "a!",
+        "a",
+        "b",
+        "\n",
+        "\u{1f}",
+    ];
     let mut body = String::from("[{");
     let mut values = String::new();
     for (i, id) in ids.iter().enumerate() {
@@ -200,8 +272,47 @@ fn ids_order_tables_by_their_escape_and_values_by_their_bytes() {
     // Tables by esc(id)+'"': `"` < `-1"` < `01"` < `\""` < `\",\""` < `\\"` < `\n"` < `\u001f"` < `__proto__"` < `a b"` < `a!"` < `a"` < `a\",\"b"` < `b"`.
     assert_eq!(
         keys(&parts[0]),
-        ["0", "9", "10", "", "-1", "01", "\"", "\",\"", "\\", "\n", "\u{1f}", "__proto__", "a b", "a!", "a", "a\",\"b", "b"]
+        [
+            "0",
+            "9",
+            "10",
+            "",
+            "-1",
+            "01",
+            "\"",
+            "\",\"",
+            "\\",
+            "\n",
+            "\u{1f}",
+            "__proto__",
+            "a b",
+            "a!",
+            "a",
+            "a\",\"b",
+            "b"
+        ]
     );
     // Values by raw bytes.
-    assert_eq!(keys(&parts[1]), ["0", "9", "10", "", "\n", "\u{1f}", "\"", "\",\"", "-1", "01", "\\", "__proto__", "a", "a b", "a!", "a\",\"b", "b"]);
+    assert_eq!(
+        keys(&parts[1]),
+        [
+            "0",
+            "9",
+            "10",
+            "",
+            "\n",
+            "\u{1f}",
+            "\"",
+            "\",\"",
+            "-1",
+            "01",
+            "\\",
+            "__proto__",
+            "a",
+            "a b",
+            "a!",
+            "a\",\"b",
+            "b"
+        ]
+    );
 }

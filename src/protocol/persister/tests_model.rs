@@ -44,7 +44,9 @@ type Cells = BTreeMap<String, Option<(String, String)>>;
 type Rows = BTreeMap<String, Option<Cells>>;
 type Tables = BTreeMap<String, Option<Rows>>;
 
-fn id_map<T: std::fmt::Debug>(members: impl Strategy<Value = T>) -> impl Strategy<Value = BTreeMap<String, T>> {
+fn id_map<T: std::fmt::Debug>(
+    members: impl Strategy<Value = T>,
+) -> impl Strategy<Value = BTreeMap<String, T>> {
     proptest::collection::btree_map(id(), members, 0..4)
 }
 
@@ -73,7 +75,8 @@ fn object<T>(members: &BTreeMap<String, Option<T>>, write: impl Fn(&T, &mut Stri
 }
 
 fn frame((tables, values): &(Tables, Cells)) -> String {
-    let cells = |cells: &Cells, out: &mut String| out.push_str(&object(cells, |(wire, _), out| out.push_str(wire)));
+    let cells =
+        |cells: &Cells, out: &mut String| out.push_str(&object(cells, |(wire, _), out| out.push_str(wire)));
     let rows = |rows: &Rows, out: &mut String| out.push_str(&object(rows, cells));
     format!("s[{},{},1]", object(tables, rows), object(values, |(wire, _), out| out.push_str(wire)))
 }
@@ -187,20 +190,29 @@ impl Disk {
         for op in ops {
             match op {
                 StoreOp::SetStoreFlag => self.flag = true,
-                StoreOp::SetCell { table, row, cell, text } => drop(self.cells.insert((table, row, cell), text)),
+                StoreOp::SetCell { table, row, cell, text } => {
+                    drop(self.cells.insert((table, row, cell), text))
+                }
                 StoreOp::DelCell { table, row, cell } => {
-                    prop_assert!(self.cells.remove(&(table, row, cell)).is_some(), "a deletion of nothing stored");
+                    prop_assert!(
+                        self.cells.remove(&(table, row, cell)).is_some(),
+                        "a deletion of nothing stored"
+                    );
                 }
                 StoreOp::SetValue { id, text } => drop(self.values.insert(id, text)),
-                StoreOp::DelValue { id } => prop_assert!(self.values.remove(&id).is_some(), "a deletion of nothing stored"),
+                StoreOp::DelValue { id } => {
+                    prop_assert!(self.values.remove(&id).is_some(), "a deletion of nothing stored")
+                }
             }
         }
         Ok(())
     }
 
     fn bytes(&self) -> usize {
-        let cells = self.cells.iter().map(|((t, r, c), text)| t.len() + r.len() + c.len() + text.as_str().len());
-        cells.sum::<usize>() + self.values.iter().map(|(v, text)| v.len() + text.as_str().len()).sum::<usize>()
+        let cells =
+            self.cells.iter().map(|((t, r, c), text)| t.len() + r.len() + c.len() + text.as_str().len());
+        cells.sum::<usize>()
+            + self.values.iter().map(|(v, text)| v.len() + text.as_str().len()).sum::<usize>()
     }
 
     fn load(&self) -> PersisterStore {
@@ -211,7 +223,8 @@ impl Disk {
             cell: cell.clone(),
             text: text.clone(),
         });
-        let values = self.values.iter().map(|(id, text)| StoredEntry::Value { id: id.clone(), text: text.clone() });
+        let values =
+            self.values.iter().map(|(id, text)| StoredEntry::Value { id: id.clone(), text: text.clone() });
         PersisterStore::from_entries(flag.into_iter().chain(cells).chain(values))
     }
 }
@@ -224,7 +237,9 @@ type Initial = (BTreeMap<String, BTreeMap<String, Sent>>, Sent);
 /// The PUT body of an initial content (wire forms: the marker is a plain string in a PUT).
 fn put_body((tables, values): &Initial) -> String {
     let some = |map: &Sent| map.iter().map(|(k, v)| (k.clone(), Some(v.clone()))).collect::<Cells>();
-    let rows = |rows: &BTreeMap<String, Sent>| rows.iter().map(|(r, cells)| (r.clone(), Some(some(cells)))).collect::<Rows>();
+    let rows = |rows: &BTreeMap<String, Sent>| {
+        rows.iter().map(|(r, cells)| (r.clone(), Some(some(cells)))).collect::<Rows>()
+    };
     let tables: Tables = tables.iter().map(|(t, r)| (t.clone(), Some(rows(r)))).collect();
     let text = frame(&(tables, some(values)));
     format!("{}]", &text[1..text.len() - 3])
@@ -232,7 +247,8 @@ fn put_body((tables, values): &Initial) -> String {
 
 fn initial() -> impl Strategy<Value = Initial> {
     let cells = proptest::collection::btree_map(id(), cell(), 0..3);
-    let tables = proptest::collection::btree_map(id(), proptest::collection::btree_map(id(), cells, 0..3), 0..3);
+    let tables =
+        proptest::collection::btree_map(id(), proptest::collection::btree_map(id(), cells, 0..3), 0..3);
     (tables, proptest::collection::btree_map(id(), cell(), 0..3))
 }
 

@@ -68,11 +68,18 @@ fn every_reference_vector_is_reproduced() {
         assert_eq!(frames.len(), broadcasts.len());
         for (frame, broadcast) in frames.iter().zip(broadcasts) {
             let frame = text(frame);
-            let ours = parse_frame(frame, "").ok().and_then(|changes| store.apply_changes(changes)).map(|applied| format!("s{}", applied.payload));
+            let ours = parse_frame(frame, "")
+                .ok()
+                .and_then(|changes| store.apply_changes(changes))
+                .map(|applied| format!("s{}", applied.payload));
             match (ours, broadcast) {
                 (None, JsValue::Null) => {}
-                (Some(ours), JsValue::String(theirs)) => assert_eq!(normalised(&ours), normalised(theirs), "frame {frame:?}"),
-                (ours, theirs) => panic!("frame {frame:?} after PUT {put:?}: we broadcast {ours:?}, the reference {theirs:?}"),
+                (Some(ours), JsValue::String(theirs)) => {
+                    assert_eq!(normalised(&ours), normalised(theirs), "frame {frame:?}")
+                }
+                (ours, theirs) => panic!(
+                    "frame {frame:?} after PUT {put:?}: we broadcast {ours:?}, the reference {theirs:?}"
+                ),
             }
         }
         assert_eq!(store.render().unwrap_or_default(), text(field(expect, "get")), "GET after PUT {put:?}");

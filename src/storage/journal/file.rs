@@ -63,7 +63,8 @@ fn parse_header(bytes: &[u8]) -> Option<u64> {
     let version = u32::from_le_bytes(word(bytes, 4)?);
     let epoch = u64::from_le_bytes(word(bytes, 8)?);
     let crc = u32::from_le_bytes(word(bytes, 16)?);
-    (magic == HEADER_MAGIC && version == HEADER_VERSION && crc == crc32fast::hash(&bytes[..16])).then_some(epoch)
+    (magic == HEADER_MAGIC && version == HEADER_VERSION && crc == crc32fast::hash(&bytes[..16]))
+        .then_some(epoch)
 }
 
 fn parse_record(bytes: &[u8], epoch: u64, seq: u64) -> Option<&[u8]> {
@@ -141,7 +142,14 @@ impl JournalFile {
     }
 
     /// Writes record `seq` of `epoch` at block `at`; returns once it is on the device.
-    pub fn write_record(&self, at: usize, epoch: u64, seq: u64, payload: &[u8], buffer: &mut AlignedBuffer) -> io::Result<()> {
+    pub fn write_record(
+        &self,
+        at: usize,
+        epoch: u64,
+        seq: u64,
+        payload: &[u8],
+        buffer: &mut AlignedBuffer,
+    ) -> io::Result<()> {
         let blocks = blocks_for(payload.len());
         let bytes = buffer.zeroed(blocks * BLOCK);
         bytes[0..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
@@ -155,14 +163,22 @@ impl JournalFile {
     }
 
     fn write_at(&self, bytes: &[u8], block: usize) -> io::Result<()> {
-        self.file.write_all_at(bytes, (block * BLOCK) as u64).map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", self.path.display())))
+        self.file
+            .write_all_at(bytes, (block * BLOCK) as u64)
+            .map_err(|error| io::Error::new(error.kind(), format!("{}: {error}", self.path.display())))
     }
 }
 
 /// Opens with O_DIRECT | O_DSYNC, or O_DSYNC alone where O_DIRECT is refused (tmpfs).
 fn open_synchronous(path: &Path) -> io::Result<File> {
     let open = |flags| OpenOptions::new().write(true).custom_flags(flags).open(path);
-    open(libc::O_DIRECT | libc::O_DSYNC).or_else(|error| if error.raw_os_error() == Some(libc::EINVAL) { open(libc::O_DSYNC) } else { Err(error) })
+    open(libc::O_DIRECT | libc::O_DSYNC).or_else(|error| {
+        if error.raw_os_error() == Some(libc::EINVAL) {
+            open(libc::O_DSYNC)
+        } else {
+            Err(error)
+        }
+    })
 }
 
 /// Writes the file whole with zeros (through a temporary name, so a crash leaves either no file

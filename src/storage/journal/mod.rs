@@ -77,7 +77,8 @@ impl Journal {
         mut replay: impl FnMut(ops::Ops) -> Result<(), StorageError>,
         checkpoint: Checkpoint,
     ) -> Result<Self, StorageError> {
-        let io = |error: std::io::Error| StorageError::Io(format!("journal in {}: {error}", dir.display()).into());
+        let io =
+            |error: std::io::Error| StorageError::Io(format!("journal in {}: {error}", dir.display()).into());
         let paths = FILE_NAMES.map(|name| dir.join(name));
         let mut found = Vec::new();
         for path in &paths {
@@ -108,7 +109,12 @@ impl Journal {
         }
         let shared = Arc::new(Shared {
             // File 0 is the active one from the start.
-            state: Mutex::new(State { epochs, empty: [false, true], next_epoch: last_epoch + 3, failure: None }),
+            state: Mutex::new(State {
+                epochs,
+                empty: [false, true],
+                next_epoch: last_epoch + 3,
+                failure: None,
+            }),
             changed: Condvar::new(),
         });
         let (retire, requests) = mpsc::channel();
@@ -161,9 +167,7 @@ impl Journal {
         self.wait_empty(other)?;
         for index in [self.active, other] {
             let epoch = take_epoch(&mut self.lock());
-            self.files[index]
-                .reset(epoch, &mut self.buffer)
-                .map_err(|error| io_failure("reset", &error))?;
+            self.files[index].reset(epoch, &mut self.buffer).map_err(|error| io_failure("reset", &error))?;
             self.lock().epochs[index] = epoch;
         }
         self.next_block = 1;
@@ -178,7 +182,10 @@ impl Journal {
         self.wait_empty(other)?;
         let waited = started.elapsed();
         if waited > CHECKPOINT_WAIT_WARNING {
-            tracing::warn!(waited_ms = waited.as_millis() as u64, "journal full: commits waited for the checkpoint of the other file");
+            tracing::warn!(
+                waited_ms = waited.as_millis() as u64,
+                "journal full: commits waited for the checkpoint of the other file"
+            );
         }
         self.lock().empty[other] = false;
         if let Some(retire) = &self.retire {
@@ -233,7 +240,12 @@ fn take_epoch(state: &mut State) -> u64 {
 }
 
 /// Empties the files it is handed: engine checkpoint first, then a new epoch in the header.
-fn run_checkpointer(requests: &mpsc::Receiver<usize>, files: &[Arc<JournalFile>; 2], shared: &Shared, checkpoint: &Checkpoint) {
+fn run_checkpointer(
+    requests: &mpsc::Receiver<usize>,
+    files: &[Arc<JournalFile>; 2],
+    shared: &Shared,
+    checkpoint: &Checkpoint,
+) {
     let mut buffer = AlignedBuffer::default();
     while let Ok(index) = requests.recv() {
         let epoch = take_epoch(&mut shared.state.lock().unwrap_or_else(PoisonError::into_inner));
@@ -244,7 +256,10 @@ fn run_checkpointer(requests: &mpsc::Receiver<usize>, files: &[Arc<JournalFile>;
         let mut state = shared.state.lock().unwrap_or_else(PoisonError::into_inner);
         match result {
             Ok(()) => {
-                tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "journal file checkpointed");
+                tracing::debug!(
+                    elapsed_us = started.elapsed().as_micros() as u64,
+                    "journal file checkpointed"
+                );
                 state.epochs[index] = epoch;
                 state.empty[index] = true;
             }

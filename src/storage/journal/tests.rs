@@ -38,8 +38,12 @@ struct Harness {
 impl Harness {
     fn open(&self, dir: &Path) -> Journal {
         *self.live.lock().unwrap() = self.durable.lock().unwrap().clone();
-        let (live, durable, count, failing) =
-            (self.live.clone(), self.durable.clone(), self.checkpoints.clone(), self.failing_checkpoints.clone());
+        let (live, durable, count, failing) = (
+            self.live.clone(),
+            self.durable.clone(),
+            self.checkpoints.clone(),
+            self.failing_checkpoints.clone(),
+        );
         let replay_into = self.live.clone();
         Journal::open(
             dir,
@@ -70,7 +74,10 @@ impl Harness {
 
     /// What a crash-and-reopen recovers.
     fn recovered(&self, dir: &Path) -> Engine {
-        let live = Harness { durable: Arc::new(Mutex::new(self.durable.lock().unwrap().clone())), ..Harness::default() };
+        let live = Harness {
+            durable: Arc::new(Mutex::new(self.durable.lock().unwrap().clone())),
+            ..Harness::default()
+        };
         drop(live.open(dir));
         let engine = live.live.lock().unwrap().clone();
         engine
@@ -104,10 +111,18 @@ fn checkpoints_and_replay_together_recover_every_record_in_order() {
         harness.commit(&mut journal, last.clone()).unwrap();
         apply(&mut model, last);
     }
-    assert!(harness.checkpoints.load(Ordering::SeqCst) >= 7, "a full file is checkpointed before it is reused");
-    assert_eq!(value(&harness.durable.lock().unwrap(), "last"), None, "the newest record lives only in the journal");
+    assert!(
+        harness.checkpoints.load(Ordering::SeqCst) >= 7,
+        "a full file is checkpointed before it is reused"
+    );
+    assert_eq!(
+        value(&harness.durable.lock().unwrap(), "last"),
+        None,
+        "the newest record lives only in the journal"
+    );
     assert_eq!(harness.recovered(dir.path()), model);
-    let reopened = Harness { durable: Arc::new(Mutex::new(harness.recovered(dir.path()))), ..Harness::default() };
+    let reopened =
+        Harness { durable: Arc::new(Mutex::new(harness.recovered(dir.path()))), ..Harness::default() };
     drop(reopened.open(dir.path()));
     assert_eq!(reopened.checkpoints.load(Ordering::SeqCst), 0, "a reopen finds nothing left to replay");
 }

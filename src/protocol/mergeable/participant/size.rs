@@ -27,9 +27,14 @@ pub(super) fn leaf_bytes(place: &LeafPlace, value: &JsValue) -> u64 {
 
 pub(super) fn store_bytes(store: &MergeableStore) -> u64 {
     let cells = store.tables.children().flat_map(|(table, rows)| {
-        rows.children().flat_map(move |(row, cells)| cells.children().map(move |(cell, leaf)| leaf_bytes(&LeafPlace::Cell(table.into(), row.into(), cell.into()), &leaf.value)))
+        rows.children().flat_map(move |(row, cells)| {
+            cells.children().map(move |(cell, leaf)| {
+                leaf_bytes(&LeafPlace::Cell(table.into(), row.into(), cell.into()), &leaf.value)
+            })
+        })
     });
-    let values = store.values.children().map(|(id, leaf)| leaf_bytes(&LeafPlace::Value(id.into()), &leaf.value));
+    let values =
+        store.values.children().map(|(id, leaf)| leaf_bytes(&LeafPlace::Value(id.into()), &leaf.value));
     cells.sum::<u64>() + values.sum::<u64>()
 }
 

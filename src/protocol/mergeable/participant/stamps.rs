@@ -24,7 +24,9 @@ pub(super) fn is_empty_object(value: &JsValue) -> Option<bool> {
 /// Checks that a stamp is `[{…}]` or `[{…}, hlc]`.
 pub(super) fn stamp_with_object(stamp: JsValue) -> Option<JsValue> {
     match &stamp {
-        JsValue::Array(parts) if matches!(parts.first(), Some(JsValue::Object(_))) && parts.len() <= 2 => Some(stamp),
+        JsValue::Array(parts) if matches!(parts.first(), Some(JsValue::Object(_))) && parts.len() <= 2 => {
+            Some(stamp)
+        }
         _ => None,
     }
 }

@@ -39,12 +39,19 @@ impl PersisterStore {
     /// The stored size after `changes` would be applied (without applying them).
     pub fn bytes_after(&self, changes: &Changes) -> usize {
         let mut bytes = self.bytes as i64;
-        let cell_size = |t: &str, r: &str, c: &str, text: Option<&CellText>| text.map_or(0, |text| cell_bytes(&[t, r, c], text) as i64);
+        let cell_size = |t: &str, r: &str, c: &str, text: Option<&CellText>| {
+            text.map_or(0, |text| cell_bytes(&[t, r, c], text) as i64)
+        };
         for (table_id, change) in &changes.tables {
             let table = self.tables.get(&TabularId::from(table_id.as_str()));
-            let row_size = |row_id: &str, row: &Row| row.iter().map(|(c, text)| cell_size(table_id, row_id, c.as_str(), Some(text))).sum::<i64>();
+            let row_size = |row_id: &str, row: &Row| {
+                row.iter().map(|(c, text)| cell_size(table_id, row_id, c.as_str(), Some(text))).sum::<i64>()
+            };
             match change {
-                TableChange::Delete => bytes -= table.map_or(0, |rows| rows.iter().map(|(r, row)| row_size(r.as_str(), row)).sum()),
+                TableChange::Delete => {
+                    bytes -=
+                        table.map_or(0, |rows| rows.iter().map(|(r, row)| row_size(r.as_str(), row)).sum())
+                }
                 TableChange::Rows(rows) => {
                     for (row_id, change) in rows {
                         let row = table.and_then(|rows| rows.get(&TabularId::from(row_id.as_str())));
@@ -54,7 +61,12 @@ impl PersisterStore {
                                 for (cell_id, cell) in cells {
                                     let old = row.and_then(|row| row.get(&TabularId::from(cell_id.as_str())));
                                     bytes -= cell_size(table_id, row_id, cell_id, old);
-                                    bytes += cell_size(table_id, row_id, cell_id, cell.as_ref().map(|cell| &cell.stored));
+                                    bytes += cell_size(
+                                        table_id,
+                                        row_id,
+                                        cell_id,
+                                        cell.as_ref().map(|cell| &cell.stored),
+                                    );
                                 }
                             }
                         }
@@ -83,7 +95,11 @@ impl PersisterStore {
                 let mut cells_json = String::new();
                 for cell_id in cells {
                     let text = row.and_then(|row| row.get(&TabularId::from(cell_id)));
-                    push_member(&mut cells_json, cell_id, &text.map_or_else(marker, |text| text.as_str().to_owned()));
+                    push_member(
+                        &mut cells_json,
+                        cell_id,
+                        &text.map_or_else(marker, |text| text.as_str().to_owned()),
+                    );
                 }
                 if !cells_json.is_empty() {
                     push_member(&mut rows_json, row_id, &format!("{{{cells_json}}}"));
@@ -100,9 +116,14 @@ impl PersisterStore {
                         match change {
                             RowChange::Delete => {
                                 let row = table.and_then(|rows| rows.get(&TabularId::from(row_id.as_str())));
-                                restore_row(row_id, &mut row.into_iter().flat_map(|row| row.keys().map(TabularId::as_str)));
+                                restore_row(
+                                    row_id,
+                                    &mut row.into_iter().flat_map(|row| row.keys().map(TabularId::as_str)),
+                                );
                             }
-                            RowChange::Cells(cells) => restore_row(row_id, &mut cells.iter().map(|(cell_id, _)| cell_id.as_str())),
+                            RowChange::Cells(cells) => {
+                                restore_row(row_id, &mut cells.iter().map(|(cell_id, _)| cell_id.as_str()))
+                            }
                         }
                     }
                 }
@@ -114,8 +135,13 @@ impl PersisterStore {
         let mut values_json = String::new();
         for (value_id, _) in &changes.values {
             let text = self.values.get(&ValueId::from(value_id.as_str()));
-            push_member(&mut values_json, value_id, &text.map_or_else(marker, |text| text.as_str().to_owned()));
+            push_member(
+                &mut values_json,
+                value_id,
+                &text.map_or_else(marker, |text| text.as_str().to_owned()),
+            );
         }
-        (!tables_json.is_empty() || !values_json.is_empty()).then(|| format!("[{{{tables_json}}},{{{values_json}}},1]"))
+        (!tables_json.is_empty() || !values_json.is_empty())
+            .then(|| format!("[{{{tables_json}}},{{{values_json}}},1]"))
     }
 }
