@@ -31,7 +31,8 @@ pub const MAX_PARTY_NAME_BYTES: usize = 256;
 /// The longest group-commit window a configuration may ask for (100 ms).
 pub const MAX_GROUP_COMMIT_WINDOW_US: u64 = 100_000;
 
-/// `partyd [--config FILE] [--listen ADDR] [--data-dir DIR]`
+/// `partyd [--config FILE] [--listen ADDR] [--data-dir DIR] [COMMAND]`: the global flags are
+/// accepted before or after the command, as people type them (`partyd export --data-dir DIR`).
 #[derive(Debug, clap::Parser)]
 #[command(
     name = "partyd",
@@ -40,19 +41,19 @@ pub const MAX_GROUP_COMMIT_WINDOW_US: u64 = 100_000;
 )]
 pub struct Cli {
     /// The configuration file.
-    #[arg(long, env = "PARTYD_CONFIG", default_value = DEFAULT_CONFIG_FILE)]
+    #[arg(long, global = true, env = "PARTYD_CONFIG", default_value = DEFAULT_CONFIG_FILE)]
     pub config: PathBuf,
     /// Address to listen on (IP:PORT; port 0 picks a free port), overriding `server.listen`.
-    #[arg(long, env = "PARTYD_LISTEN")]
+    #[arg(long, global = true, env = "PARTYD_LISTEN")]
     pub listen: Option<String>,
     /// Directory of the database, overriding `server.data_dir`.
-    #[arg(long, env = "PARTYD_DATA_DIR")]
+    #[arg(long, global = true, env = "PARTYD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Enables the admin API (`/_partyd/…`) for requests bearing this token.
-    #[arg(long, env = "PARTYD_ADMIN_TOKEN", hide_env_values = true)]
+    #[arg(long, global = true, env = "PARTYD_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
     /// Log format: `pretty` for people, `json` for machines (default: pretty on a terminal, else json).
-    #[arg(long, env = "PARTYD_LOG_FORMAT", value_enum)]
+    #[arg(long, global = true, env = "PARTYD_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
     /// An offline command instead of serving (the data dir must not be in use).
     #[command(subcommand)]
@@ -93,6 +94,9 @@ pub enum Command {
         /// The room.
         room: String,
     },
+    /// Checks the configuration file (and the flags) and exits: 0 and a summary when it is
+    /// valid, 2 and what is wrong when it is not. Opens no storage.
+    CheckConfig,
 }
 
 /// The server's whole configuration, with every default applied.
@@ -356,7 +360,7 @@ impl Config {
         self.parties.get(name)
     }
 
-    /// The parties of `../shared/conformance/party.toml` on 127.0.0.1:0 with `data_dir`:
+    /// The parties the shared conformance suite expects, on 127.0.0.1:0 with `data_dir`:
     /// `main` with every default, `custom` with store path `/my_tinybase` and prefix `tb:`.
     pub fn conformance(data_dir: PathBuf) -> Self {
         let text = "[parties.main]\nkind = \"tinybase-persister\"\n\n[parties.custom]\nkind = \"tinybase-persister\"\nstore_path = \"/my_tinybase\"\nmessage_prefix = \"tb:\"\n";

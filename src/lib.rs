@@ -1,6 +1,6 @@
 //! partyd: a self-hosted, PartyKit-compatible room server for TinyBase apps.
 //!
-//! Layout (see `../shared/STYLE.md`):
+//! Layout (the module map and the path of a change are in `docs/architecture.md`):
 //! - [`config`] — command line, `PARTYD_*` env and `party.toml`; every tunable lives there.
 //! - [`http`] — the route table: store endpoint, websocket upgrades, admin API, health.
 //! - [`auth`] — authentication before any room work: JWT, webhook, origins.
@@ -10,6 +10,7 @@
 //! - [`protocol`] — pure wire formats and validation, exact with TinyBase.
 //! - [`storage`] — the one sled database: key layout, atomic batches, group-commit flushing.
 //! - [`cli`] — the offline commands: export, import, dump.
+//! - [`systemd`] — the readiness notification of a `Type=notify` service.
 //!
 //! [`start`] serves a configuration on its listen address; [`RunningServer::shutdown`] stops it
 //! gracefully. `main.rs` only wires these to the command line and signals.
@@ -23,6 +24,7 @@ pub mod metrics;
 pub mod protocol;
 pub mod room;
 pub mod storage;
+pub mod systemd;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -1,5 +1,6 @@
 //! The `partyd` binary: parse the command line, load the configuration, then either run an
-//! offline command (export, import, dump) or open storage and serve until SIGINT/SIGTERM.
+//! offline command (export, import, dump, check-config) or open storage and serve until
+//! SIGINT/SIGTERM.
 
 use std::io::IsTerminal as _;
 use std::process::ExitCode;
@@ -24,6 +25,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::CheckConfig) = &cli.command {
+        print!("{}", check_config_summary(&config));
+        return ExitCode::SUCCESS;
+    }
     init_tracing(cli.log_format);
     if let Some(command) = &cli.command {
         return offline(&config, command);
@@ -48,6 +53,7 @@ fn offline(config: &Config, command: &Command) -> ExitCode {
         Command::Import { replace } => partyd::cli::import(config, *replace, std::io::stdin().lock())
             .map(|count| eprintln!("partyd: imported {count} rooms")),
         Command::Dump { party, room } => partyd::cli::dump(config, party, room, &mut stdout.lock()),
+        Command::CheckConfig => Ok(()),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -75,11 +81,32 @@ async fn serve(config: Config) -> Result<(), StartError> {
     }
     let server = partyd::start(config, storage)?;
     tracing::info!("partyd listening on {}", server.addr());
+    partyd::systemd::notify_ready();
     wait_for_stop_signal().await;
     tracing::info!("shutting down");
+    partyd::systemd::notify_stopping();
     server.shutdown().await?;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// What `partyd check-config` prints for a valid configuration: where it would listen and keep
+/// its data, and each party.
+fn check_config_summary(config: &Config) -> String {
+    let mut summary = format!(
+        "{}: valid\nlisten {}\ndata dir {}\n",
+        config.source.display(),
+        config.listen,
+        config.data_dir.display()
+    );
+    for party in config.parties.values() {
+        summary
+            .push_str(&format!("party {} ({}, store path {})\n", party.name, party.kind, party.store_path));
+    }
+    if config.parties.is_empty() {
+        summary.push_str("no parties: every room request would answer 404\n");
+    }
+    summary
 }
 
 async fn wait_for_stop_signal() {

@@ -158,3 +158,91 @@ async fn sync_rooms_export_and_import_with_their_stamps_and_hashes() {
     );
     assert!(server.terminate().success());
 }
+
+/// Runs the binary with exactly these arguments (no flags put in front).
+fn partyd_raw(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_partyd")).args(args).stdin(Stdio::null()).output().unwrap()
+}
+
+#[test]
+fn global_flags_are_accepted_after_the_command() {
+    let dir = data_dir();
+    let config = dir.path().join("party.toml");
+    std::fs::write(&config, "[parties.main]\nkind = \"tinybase-persister\"\n").unwrap();
+    let data = dir.path().join("elsewhere");
+    let line = r#"{"party":"main","room":"r","kind":"tinybase-persister","content":[{},{"v":1}]}"#;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_partyd"))
+        .args(["import", "--config", config.to_str().unwrap(), "--data-dir", data.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(line.as_bytes()).unwrap();
+    let import = child.wait_with_output().unwrap();
+    assert!(import.status.success(), "{}", text(&import.stderr));
+    assert!(data.is_dir(), "the data dir given after the command was used");
+    let export =
+        partyd_raw(&["export", "--data-dir", data.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+    assert!(export.status.success(), "{}", text(&export.stderr));
+    assert_eq!(text(&export.stdout).trim(), line);
+}
+
+#[test]
+fn version_prints_the_package_version() {
+    let output = partyd_raw(&["--version"]);
+    assert!(output.status.success());
+    assert_eq!(text(&output.stdout).trim(), format!("partyd {}", env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn check_config_says_valid_or_what_is_wrong_and_opens_no_storage() {
+    let dir = data_dir();
+    let config = dir.path().join("party.toml");
+    let data = dir.path().join("data");
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:2999\"\n[parties.main]\nkind = \"tinybase-sync\"\n",
+    )
+    .unwrap();
+    let valid = partyd_raw(&[
+        "check-config",
+        "--config",
+        config.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ]);
+    assert!(valid.status.success(), "{}", text(&valid.stderr));
+    let summary = text(&valid.stdout);
+    assert!(summary.contains("valid"), "{summary}");
+    assert!(summary.contains("listen 127.0.0.1:2999"), "{summary}");
+    assert!(summary.contains("party main (tinybase-sync"), "{summary}");
+    assert!(!data.exists(), "check-config created the data dir");
+
+    std::fs::write(&config, "[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"no-slash\"\n")
+        .unwrap();
+    let invalid = partyd_raw(&["check-config", "--config", config.to_str().unwrap()]);
+    assert_eq!(invalid.status.code(), Some(2));
+    assert!(text(&invalid.stderr).contains("store_path"), "{}", text(&invalid.stderr));
+    let missing = partyd_raw(&["check-config", "--config", dir.path().join("nope.toml").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(text(&missing.stderr).contains("nope.toml"), "{}", text(&missing.stderr));
+}
+
+#[test]
+fn a_notify_service_hears_ready_when_partyd_listens_and_stopping_on_sigterm() {
+    let dir = data_dir();
+    let socket_path = dir.path().join("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&socket_path).unwrap();
+    listener.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let server = Partyd::spawn_with(
+        dir.path(),
+        "[parties.main]\nkind = \"tinybase-persister\"\n",
+        &[("NOTIFY_SOCKET", socket_path.to_str().unwrap())],
+    );
+    let mut buffer = [0u8; 256];
+    let length = listener.recv(&mut buffer).expect("READY from partyd");
+    assert_eq!(text(&buffer[..length]).lines().next(), Some("READY=1"));
+    assert!(server.terminate().success());
+    let length = listener.recv(&mut buffer).expect("STOPPING from partyd");
+    assert_eq!(text(&buffer[..length]).lines().next(), Some("STOPPING=1"));
+}
