@@ -1,5 +1,5 @@
-//! The MergeableStore port checked against `../shared/spec/vectors/`, generated from the real
-//! tinybase 10.0.1: one test per vector file, every case of it.
+//! The MergeableStore port checked against `tests/vectors/mergeable/`, generated from the real
+//! tinybase 10.0.1 by the script beside them: one test per vector file, every case of it.
 
 use std::path::PathBuf;
 
@@ -7,9 +7,14 @@ use partyd::protocol::mergeable::hash::{hash, hash_bytes};
 use partyd::protocol::mergeable::hlc::{client_id, decode, encode, Clock};
 use serde_json::Value;
 
+/// The path of a vector file in the repository.
+fn vector_path(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/mergeable").join(name)
+}
+
 /// Reads a vector file.
 fn vectors(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/vectors").join(name);
+    let path = vector_path(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|error| panic!("{}: {error}", path.display()));
     serde_json::from_str(&text).expect("vector JSON")
 }
@@ -269,8 +274,7 @@ fn values_json() {
     use partyd::protocol::json::{parse, write_stored, JsValue};
     use partyd::protocol::mergeable::tree::leaf_hash;
     // Parsed with partyd's JavaScript-exact parser: serde_json rounds some big numbers differently.
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/vectors/values.json");
-    let file = parse(&std::fs::read_to_string(path).unwrap(), true).unwrap();
+    let file = parse(&std::fs::read_to_string(vector_path("values.json")).unwrap(), true).unwrap();
     let field = |value: &JsValue, key: &str| -> JsValue {
         let JsValue::Object(members) = value else { panic!("not an object") };
         members.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()).unwrap_or(JsValue::Undefined)

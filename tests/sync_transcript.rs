@@ -1,8 +1,9 @@
-//! Replays `../shared/spec/vectors/transcripts/ws-persist.json` (recorded from TinyBase 10.0.1's
-//! createWsServer with its participant `S` and DurableObject storage) against partyd: every frame
-//! a client sent is sent, every frame the server sent must arrive on the same socket, byte for
-//! byte once client keys, transaction ids and request suffixes are mapped (partyd and the
-//! recording generate their own), and every storage snapshot must equal partyd's entries.
+//! Replays `tests/vectors/mergeable/transcripts/ws-persist.json` (recorded from TinyBase 10.0.1's
+//! createWsServer with its participant `S` and DurableObject storage, by the generator beside it)
+//! against partyd: every frame a client sent is sent, every frame the server sent must arrive on
+//! the same socket, byte for byte once client keys, transaction ids and request suffixes are
+//! mapped (partyd and the recording generate their own), and every storage snapshot must equal
+//! partyd's entries.
 
 mod common;
 
@@ -127,7 +128,7 @@ fn without_empty_roots(entries: &Value) -> Value {
 #[actix_web::test]
 async fn the_persistence_transcript_replays_frame_for_frame() {
     let path =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/vectors/transcripts/ws-persist.json");
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/vectors/mergeable/transcripts/ws-persist.json");
     let transcript: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     let dir = data_dir();
     let text = "[server]\nidle_unload_seconds = 1\n\n[parties.sync]\nkind = \"tinybase-sync\"\n";

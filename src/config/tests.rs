@@ -27,10 +27,10 @@ fn an_empty_file_means_every_default() {
 }
 
 #[test]
-fn the_shared_conformance_file_loads_as_it_is() {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/conformance/party.toml");
+fn the_conformance_file_loads_as_it_is() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/conformance-party.toml");
     let Ok(text) = std::fs::read_to_string(&path) else {
-        panic!("{} must exist beside the checkout", path.display());
+        panic!("{} must exist in the repository", path.display());
     };
     let config = Config::from_toml_str(&text, &path).unwrap();
     let main = config.party("main").unwrap();
