@@ -14,7 +14,7 @@ use super::frame::OpCode;
 use super::multiplex::Multiplexed;
 use super::outbox::Outbox;
 use super::outbox::{outbox, Next, OutboxReceiver};
-use super::socket::{Message, ReadError, Socket, WRITE_BATCH_BYTES};
+use super::socket::{CloseKind, Message, ReadError, Socket, WRITE_BATCH_BYTES};
 use super::takeover::{Accepted, TakeoverSlot};
 use super::tasks::TaskGuard;
 use crate::auth::Access;
@@ -121,8 +121,16 @@ pub async fn upgrade_with(
 pub(super) enum Ending {
     /// The server closes: this code and reason.
     Close(u16, &'static str),
-    /// The client sent a close frame (with this code and reason): it is answered.
+    /// The server refuses what the client sent: this code and reason. The client may still be
+    /// sending (the rest of an oversize message, a flood), so what it sends after is dropped
+    /// unread, not read as frames.
+    Refuse(u16, &'static str),
+    /// The client sent a close frame (with this code and reason): it is answered with the
+    /// same code and the connection closes at once.
     ClientClosed(Option<(u16, String)>),
+    /// The client sent a close frame the RFC forbids: it is answered 1002 and the connection
+    /// closes at once all the same (the client has closed).
+    BadClose,
     /// The stream ended or broke: nothing to answer.
     PeerGone,
 }
@@ -176,7 +184,7 @@ impl Connection {
                                 let data = matches!(message, Message::Text(_) | Message::Binary(_));
                                 if data && rate.check().is_err() {
                                     tracing::info!("closing a connection over its message rate");
-                                    break Ending::Close(close::POLICY_VIOLATION, "rate limit");
+                                    break Ending::Refuse(close::POLICY_VIOLATION, "rate limit");
                                 }
                                 if let Some(ending) = Box::pin(self.on_message(message, &mut socket)).await {
                                     break ending;
@@ -222,18 +230,25 @@ impl Connection {
         }
         self.metrics.connections.dec();
         match ending {
-            Ending::Close(code, reason) => {
-                tracing::info!(code, reason, "closing connection");
-                self.metrics.close_sent(code);
-                socket.close((code, reason), false, self.limits.close_grace).await;
-            }
+            Ending::Close(code, reason) => self.close(socket, code, reason, CloseKind::Orderly).await,
+            Ending::Refuse(code, reason) => self.close(socket, code, reason, CloseKind::Refusal).await,
             Ending::ClientClosed(close) => {
                 tracing::debug!(code = close.as_ref().map(|(code, _)| *code), "peer closed");
                 let code = close.map_or(close::NORMAL, |(code, _)| code);
-                socket.close((code, ""), true, self.limits.close_grace).await;
+                socket.close((code, ""), CloseKind::Reply, self.limits.close_grace).await;
+            }
+            Ending::BadClose => {
+                self.close(socket, close::PROTOCOL_ERROR, "protocol error", CloseKind::Reply).await
             }
             Ending::PeerGone => tracing::debug!("peer gone"),
         }
+    }
+
+    /// Sends the server's close frame and ends the closing handshake.
+    async fn close(&self, socket: Socket, code: u16, reason: &'static str, kind: CloseKind) {
+        tracing::info!(code, reason, "closing connection");
+        self.metrics.close_sent(code);
+        socket.close((code, reason), kind, self.limits.close_grace).await;
     }
 
     fn count_and_parse(
@@ -335,7 +350,7 @@ impl Connection {
             Err(FrameError::Invalid(reason)) => return self.invalid(reason),
             Err(FrameError::TooManyFragments(reason)) => {
                 tracing::info!(reason, "closing a synchronizer socket over its fragment limits");
-                return Some(Ending::Close(close::TRY_AGAIN_LATER, "tinybase:15:fragments"));
+                return Some(Ending::Refuse(close::TRY_AGAIN_LATER, "tinybase:15:fragments"));
             }
         };
         let reads_only = matches!(
@@ -361,7 +376,7 @@ impl Connection {
     pub(super) fn invalid(&self, reason: &str) -> Option<Ending> {
         self.counters.ignored_invalid.inc();
         tracing::info!(reason, "closing a synchronizer socket that sent an invalid message");
-        Some(Ending::Close(close::INVALID_PAYLOAD, "tinybase:14"))
+        Some(Ending::Refuse(close::INVALID_PAYLOAD, "tinybase:14"))
     }
 }
 
@@ -416,11 +431,15 @@ fn rate_limiter(per_second: u32) -> governor::DefaultDirectRateLimiter {
 /// The close that answers bytes the socket refused.
 fn read_error_ending(error: &ReadError) -> Ending {
     match error {
-        ReadError::TooBig => Ending::Close(close::MESSAGE_TOO_BIG, "message too big"),
-        ReadError::NotUtf8 => Ending::Close(close::INVALID_PAYLOAD, "text frame is not valid UTF-8"),
+        ReadError::TooBig => Ending::Refuse(close::MESSAGE_TOO_BIG, "message too big"),
+        ReadError::NotUtf8 => Ending::Refuse(close::INVALID_PAYLOAD, "text frame is not valid UTF-8"),
         ReadError::Protocol(reason) => {
             tracing::info!(reason, "websocket protocol error");
-            Ending::Close(close::PROTOCOL_ERROR, "protocol error")
+            Ending::Refuse(close::PROTOCOL_ERROR, "protocol error")
+        }
+        ReadError::BadClose(reason) => {
+            tracing::info!(reason, "a close frame the RFC forbids");
+            Ending::BadClose
         }
     }
 }

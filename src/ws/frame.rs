@@ -156,20 +156,21 @@ pub fn close_payload(code: u16, reason: &str) -> Vec<u8> {
     payload
 }
 
-/// The code and reason of a client's close payload; `Err` for a payload the RFC forbids (a
-/// lone byte, a code no endpoint may send, a reason that is not UTF-8).
-pub fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, FrameError> {
+/// The code and reason of a client's close payload; `Err` (what is wrong) for a payload the
+/// RFC forbids (a lone byte, a code no endpoint may send, a reason that is not UTF-8).
+pub fn parse_close(payload: &[u8]) -> Result<Option<(u16, String)>, &'static str> {
     match payload {
         [] => Ok(None),
-        [_] => Err(FrameError::Protocol("a close payload of one byte")),
+        [_] => Err("a close payload of one byte"),
         [high, low, reason @ ..] => {
             let code = u16::from_be_bytes([*high, *low]);
-            let allowed = matches!(code, 1000..=1003 | 1007..=1011 | 3000..=4999);
+            // 1012-1014 are registered with IANA since RFC 6455 (service restart, try again
+            // later, bad gateway): a client may send them.
+            let allowed = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
             if !allowed {
-                return Err(FrameError::Protocol("a close code no endpoint may send"));
+                return Err("a close code no endpoint may send");
             }
-            let reason = std::str::from_utf8(reason)
-                .map_err(|_| FrameError::Protocol("a close reason that is not UTF-8"))?;
+            let reason = std::str::from_utf8(reason).map_err(|_| "a close reason that is not UTF-8")?;
             Ok(Some((code, reason.to_owned())))
         }
     }
@@ -295,9 +296,18 @@ mod tests {
         assert_eq!(parse_close(&[]), Ok(None));
         assert_eq!(parse_close(&[0x03, 0xE8, b'o', b'k']), Ok(Some((1000, "ok".to_owned()))));
         assert_eq!(parse_close(&[0x0F, 0xA0]), Ok(Some((4000, String::new()))));
-        for bad in
-            [&[0x03][..], &[0x03, 0xED], &[0x03, 0xEE], &[0x03, 0xF7], &[0x13, 0x88], &[0x03, 0xE8, 0xFF]]
-        {
+        for registered in [1012u16, 1013, 1014] {
+            assert_eq!(parse_close(&registered.to_be_bytes()), Ok(Some((registered, String::new()))));
+        }
+        for bad in [
+            &[0x03][..],
+            &[0x03, 0xED],
+            &[0x03, 0xEE],
+            &[0x03, 0xF7],
+            &[0x03, 0xF8],
+            &[0x13, 0x88],
+            &[0x03, 0xE8, 0xFF],
+        ] {
             assert!(parse_close(bad).is_err(), "{bad:?}");
         }
         let long = "é".repeat(100);

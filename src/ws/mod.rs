@@ -1,10 +1,11 @@
 //! Websocket connections: the upgrade into a room, the takeover of the stream from actix-http,
 //! the frames and the socket on the bare stream, the per-connection loop (reading changes,
-//! writing broadcasts, heartbeat, limits), multiplexed synchronizer sockets and the bounded
-//! outbound queue.
+//! writing broadcasts, heartbeat, limits), the closing handshake (with a lingering close for a
+//! refused client), multiplexed synchronizer sockets and the bounded outbound queue.
 
 mod connection;
 pub mod frame;
+mod linger;
 pub mod multiplex;
 pub mod outbox;
 pub mod socket;

@@ -259,7 +259,7 @@ impl Connection {
             Violation::Invalid(reason) => self.invalid(reason),
             Violation::Channels(reason) => {
                 tracing::info!(reason, "closing a multiplexed socket over its channel limits");
-                Some(Ending::Close(close::TRY_AGAIN_LATER, "tinybase:15:channels"))
+                Some(Ending::Refuse(close::TRY_AGAIN_LATER, "tinybase:15:channels"))
             }
         }
     }

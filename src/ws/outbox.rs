@@ -443,6 +443,14 @@ impl SharedStream {
             None => Err(std::io::ErrorKind::NotConnected.into()),
         }
     }
+
+    /// Takes the stream out for the end of the connection (a lingering close owns it); the room
+    /// cannot write to it any more.
+    pub fn into_stream(self) -> Option<TcpStream> {
+        let mut state = self.shared.lock();
+        state.lent = false;
+        state.stream.take()
+    }
 }
 
 impl Drop for SharedStream {

@@ -16,6 +16,7 @@ use tokio::io::Interest;
 use tokio::net::TcpStream;
 
 use super::frame::{self, FrameError, OpCode};
+use super::linger::{linger, MAX_LINGER_BYTES};
 use super::outbox::SharedStream;
 
 /// The least room a read has. Most messages are a few hundred bytes; a bigger one grows the
@@ -40,6 +41,8 @@ pub enum Message {
 pub enum ReadError {
     /// Broken framing (1002).
     Protocol(&'static str),
+    /// A close frame the RFC forbids (1002): the client has closed all the same.
+    BadClose(&'static str),
     /// A message over the limit (1009).
     TooBig,
     /// A text message that is not UTF-8 (1007).
@@ -75,6 +78,22 @@ fn read_available(io: &TcpStream, buffer: &mut BytesMut) -> io::Result<usize> {
         Err(error) if read == 0 || error.kind() != io::ErrorKind::WouldBlock => Err(error),
         _ => Ok(read),
     }
+}
+
+/// Why the server closes, which decides what it makes of the client's bytes after its close
+/// frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseKind {
+    /// The client's close frame came first (valid or not): the server answers it, and both
+    /// close frames have passed.
+    Reply,
+    /// The server ends a connection in good standing (shutdown, idle, slow consumer): it reads
+    /// the client's frames until the client's close frame.
+    Orderly,
+    /// The server refuses what the client sent (broken framing, an oversize message, invalid
+    /// UTF-8, its message rate): the client may be in the middle of sending more, which is
+    /// dropped unread (see `linger`).
+    Refusal,
 }
 
 /// A websocket's stream and what it holds between reads and writes.
@@ -147,7 +166,10 @@ impl Socket {
             let data = match frame.opcode {
                 OpCode::Ping => return Ok(Some(Message::Ping(payload.freeze()))),
                 OpCode::Pong => return Ok(Some(Message::Pong)),
-                OpCode::Close => return Ok(Some(Message::Close(frame::parse_close(&payload)?))),
+                OpCode::Close => {
+                    let close = frame::parse_close(&payload).map_err(ReadError::BadClose)?;
+                    return Ok(Some(Message::Close(close)));
+                }
                 OpCode::Continuation => {
                     let Some((_, joined)) = self.partial.as_mut() else {
                         return Err(ReadError::Protocol(
@@ -210,23 +232,51 @@ impl Socket {
         Ok(())
     }
 
-    /// The server's end of the closing handshake: sends the close frame after whatever is
-    /// still unwritten, then, when the client has not closed yet, waits for its close frame or
-    /// the end of its stream, so that the close frame is read before the connection goes (a
-    /// reset could discard it). All of it within `grace`; then the TCP connection is dropped.
-    pub async fn close(mut self, (code, reason): (u16, &str), client_closed: bool, grace: Duration) {
-        let ending = async {
-            self.queue(OpCode::Close, &frame::close_payload(code, reason));
-            if self.flush().await.is_err() || client_closed {
-                return;
+    /// The server's end of the closing handshake, all within `grace`, after which the TCP
+    /// connection is dropped: sends the close frame after whatever is still unwritten, then
+    /// - on a [`CloseKind::Reply`], closes at once (RFC 6455 §7.1.1: the server closes the TCP
+    ///   connection as soon as it has sent and received a close frame);
+    /// - on a [`CloseKind::Orderly`] close, reads the client's frames until its close frame or
+    ///   the end of its stream, so that the close frame is read before the connection goes (a
+    ///   reset could discard it);
+    /// - on a [`CloseKind::Refusal`], or bytes the socket cannot read as frames, lingers: drops
+    ///   what the client still sends until it closes (see `linger`).
+    pub async fn close(self, (code, reason): (u16, &str), kind: CloseKind, grace: Duration) {
+        let _ = tokio::time::timeout(grace, self.closing_handshake(code, reason, kind)).await;
+    }
+
+    async fn closing_handshake(mut self, code: u16, reason: &str, kind: CloseKind) {
+        self.queue(OpCode::Close, &frame::close_payload(code, reason));
+        if self.flush().await.is_err() || kind == CloseKind::Reply {
+            return;
+        }
+        if kind == CloseKind::Orderly && self.until_close_frame().await {
+            return;
+        }
+        if let Some(stream) = self.into_stream() {
+            let dropped = linger(stream, MAX_LINGER_BYTES).await;
+            tracing::debug!(dropped, "lingering close: the client's last bytes were dropped");
+        }
+    }
+
+    /// Reads the client's frames until its close frame or the end of its stream (`true`);
+    /// `false` when it sends bytes the socket refuses, after which nothing can be read as
+    /// frames.
+    async fn until_close_frame(&mut self) -> bool {
+        loop {
+            match self.recv().await {
+                // A close frame the socket refuses still ends the handshake.
+                Some(Ok(Message::Close(_)) | Err(ReadError::BadClose(_))) | None => return true,
+                Some(Ok(_)) => {}
+                Some(Err(_)) => return false,
             }
-            while let Some(Ok(message)) = self.recv().await {
-                if matches!(message, Message::Close(_)) {
-                    return;
-                }
-            }
-        };
-        let _ = tokio::time::timeout(grace, ending).await;
+        }
+    }
+
+    /// The stream, for a lingering close; whatever was read of a message is let go here, not
+    /// kept while the client drains.
+    fn into_stream(self) -> Option<TcpStream> {
+        self.io.into_stream()
     }
 }
 
@@ -314,7 +364,7 @@ mod tests {
             (orphan, ReadError::Protocol("a continuation frame without a message to continue")),
             (interleaved, ReadError::Protocol("a new message before the last one's final fragment")),
             (over, ReadError::TooBig),
-            (masked(0x88, &[0x03]), ReadError::Protocol("a close payload of one byte")),
+            (masked(0x88, &[0x03]), ReadError::BadClose("a close payload of one byte")),
         ];
         for (wire, expected) in cases {
             let (mut socket, _client) = socket_holding(&wire, 10).await;
