@@ -44,8 +44,8 @@ use crate::error::StartError;
 use crate::room::Rooms;
 use crate::storage::Storage;
 
-/// How long a graceful stop waits for open HTTP connections after the rooms have closed their
-/// sockets, before dropping them.
+/// How long a graceful stop waits for the HTTP requests in flight to be answered, and then for
+/// the websockets' closing handshakes, before dropping what is left.
 const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A server accepting connections, until [`RunningServer::shutdown`].
@@ -55,6 +55,7 @@ pub struct RunningServer {
     rooms: Arc<Rooms>,
     storage: Arc<dyn Storage>,
     socket_tasks: ws::tasks::SocketTasks,
+    connections: http::connections::Connections,
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
@@ -80,6 +81,8 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     });
     let socket_tasks = ws::tasks::SocketTasks::default();
     let tasks = socket_tasks.clone();
+    let connections = http::connections::Connections::default();
+    let counted = connections.clone();
     let app = move || App::new().app_data(state.clone()).configure(http::configure);
     // What actix-web's HttpServer builds, plus the upgrade service that takes websockets off
     // actix-http (`ws::takeover`), which HttpServer has no place for.
@@ -88,7 +91,7 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
         .workers(workers)
         .shutdown_timeout(HTTP_SHUTDOWN_GRACE.as_secs())
         .listen("partyd", listener, move || {
-            let (upgrade_app, tasks) = (app.clone(), tasks.clone());
+            let (upgrade_app, tasks, counted) = (app.clone(), tasks.clone(), counted.clone());
             let upgrade = fn_factory(move || {
                 let factory = upgrade_app().into_factory();
                 let tasks = tasks.clone();
@@ -99,19 +102,23 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
                     }))
                 }
             });
-            HttpService::build()
-                .local_addr(addr)
-                .client_disconnect_timeout(Duration::from_secs(1))
-                .tcp_nodelay(true)
-                .upgrade(upgrade)
-                .finish(map_config(app().into_factory(), |_| AppConfig::default()))
-                .tcp()
+            let drained = counted.clone();
+            counted.count(
+                HttpService::build()
+                    .local_addr(addr)
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .graceful_shutdown_signal(move || drained.drained())
+                    .upgrade(upgrade)
+                    .finish(map_config(app().into_factory(), |_| AppConfig::default()))
+                    .tcp(),
+            )
         })
         .map_err(|source| StartError::Bind { addr, source })?
         .run();
     let handle = server.handle();
     let server = actix_web::rt::spawn(server);
-    Ok(RunningServer { addr, handle, rooms, storage, socket_tasks, server })
+    Ok(RunningServer { addr, handle, rooms, storage, socket_tasks, connections, server })
 }
 
 impl RunningServer {
@@ -125,11 +132,21 @@ impl RunningServer {
         self.rooms.live_count()
     }
 
-    /// Graceful stop: stop accepting, let every room finish its queued work and close its
-    /// sockets with 1001, wait for their closing handshakes, stop the HTTP server, then flush
-    /// storage.
+    /// Graceful stop: stop accepting, close idle HTTP connections and wait for the requests in
+    /// flight to be answered, let every room finish its queued work and close its sockets with
+    /// 1001, wait for their closing handshakes, stop the HTTP server, then flush storage.
     pub async fn shutdown(self) -> Result<(), StartError> {
         self.handle.pause().await;
+        // Idle keep-alive connections (every browser that loaded a store keeps one) close now
+        // rather than at their keep-alive timeout; the others after their answer. The rooms
+        // stay up meanwhile, so that a request in flight is answered as usual, not with 503.
+        self.connections.drain();
+        if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.connections.all_closed()).await.is_err() {
+            tracing::warn!(
+                left = self.connections.live(),
+                "HTTP connections still open at the end of the grace period are dropped"
+            );
+        }
         self.rooms.shutdown().await;
         if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.socket_tasks.all_ended()).await.is_err() {
             tracing::warn!(
@@ -137,7 +154,9 @@ impl RunningServer {
                 "websockets still closing at the end of the grace period are dropped"
             );
         }
-        self.handle.stop(true).await;
+        // A connection still open has had its grace period: dropped now, where a graceful stop
+        // would wait for it as long again.
+        self.handle.stop(self.connections.live() == 0).await;
         let _ = self.server.await;
         self.storage.flush().map_err(StartError::Storage)
     }

@@ -2,6 +2,7 @@
 //! to the websocket upgrade or the store endpoint.
 
 mod admin;
+pub mod connections;
 mod health;
 mod route;
 mod store;
