@@ -11,6 +11,7 @@
 //! - [`storage`] — the one sled database: key layout, atomic batches, group-commit flushing.
 //! - [`cli`] — the offline commands: export, import, dump.
 //! - [`systemd`] — the readiness notification of a `Type=notify` service.
+//! - [`rlimit`] — the limit of open files, raised at start.
 //!
 //! [`start`] serves a configuration on its listen address; [`RunningServer::shutdown`] stops it
 //! gracefully. `main.rs` only wires these to the command line and signals.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod rlimit;
 pub mod room;
 pub mod storage;
 pub mod systemd;
