@@ -64,7 +64,7 @@ pub struct RunningServer {
 /// Binds the configured listen address and starts serving. Must run inside an actix System
 /// (`actix_web::rt::System`, or `#[actix_web::test]`).
 pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer, StartError> {
-    let listener = std::net::TcpListener::bind(config.listen)
+    let listener = bind(config.listen, config.listen_backlog)
         .map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let metrics = metrics::Metrics::new();
@@ -75,6 +75,7 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     }));
     let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits, metrics.clone()));
     let workers = config.workers;
+    let head_timeout = config.limits.request_head_timeout;
     let state = web::Data::new(http::AppState {
         config: Arc::new(config),
         rooms: rooms.clone(),
@@ -108,6 +109,7 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
             counted.count(
                 HttpService::build()
                     .local_addr(addr)
+                    .client_request_timeout(head_timeout)
                     .client_disconnect_timeout(Duration::from_secs(1))
                     .tcp_nodelay(true)
                     .graceful_shutdown_signal(move || drained.drained())
@@ -121,6 +123,18 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     let handle = server.handle();
     let server = actix_web::rt::spawn(server);
     Ok(RunningServer { addr, handle, rooms, storage, socket_tasks, connections, server })
+}
+
+/// The listening socket, with `backlog` connections queued at most before they are accepted
+/// (std's `TcpListener::bind` always asks for 128, which a burst of reconnecting clients fills).
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std does: a restarted server binds again while its old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 impl RunningServer {
@@ -161,5 +175,26 @@ impl RunningServer {
         self.handle.stop(self.connections.live() == 0).await;
         let _ = self.server.await;
         self.storage.flush().map_err(StartError::Storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listener_queues_the_configured_backlog() {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), 777).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // `ss` shows a listening socket's backlog as its Send-Q.
+        let Ok(output) =
+            std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output()
+        else {
+            eprintln!("skipped: no ss to read the backlog with");
+            return;
+        };
+        let line = String::from_utf8_lossy(&output.stdout).into_owned();
+        let send_queue = line.split_whitespace().nth(2);
+        assert_eq!(send_queue, Some("777"), "{line}");
     }
 }
