@@ -76,6 +76,8 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits, metrics.clone()));
     let workers = config.workers;
     let head_timeout = config.limits.request_head_timeout;
+    let connections =
+        http::connections::Connections::new(config.limits.max_http_connections_per_ip, metrics.clone());
     let state = web::Data::new(http::AppState {
         config: Arc::new(config),
         rooms: rooms.clone(),
@@ -84,11 +86,11 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     });
     let socket_tasks = ws::tasks::SocketTasks::default();
     let tasks = socket_tasks.clone();
-    let connections = http::connections::Connections::default();
     let counted = connections.clone();
     let app = move || App::new().app_data(state.clone()).configure(http::configure);
     // What actix-web's HttpServer builds, plus the upgrade service that takes websockets off
-    // actix-http (`ws::takeover`), which HttpServer has no place for.
+    // actix-http (`ws::takeover`), which HttpServer has no place for, and the count of the
+    // connections in front of actix-http (`http::connections`).
     let server = actix_server::Server::build()
         .disable_signals()
         .workers(workers)
