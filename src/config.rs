@@ -114,6 +114,8 @@ pub struct Config {
     pub parties: BTreeMap<String, PartyConfig>,
     /// The admin API's bearer token; `None` keeps the admin API off.
     pub admin_token: Option<String>,
+    /// Connections the kernel may queue before they are accepted.
+    pub listen_backlog: u32,
     /// HTTP worker threads. Each room lives on the worker that loaded it and every delivery to
     /// a socket on another worker crosses threads, so one worker is the default.
     pub workers: usize,
@@ -229,6 +231,10 @@ struct ServerSection {
     max_connections_per_ip: Option<usize>,
     messages_per_second: Option<u32>,
     max_live_rooms: Option<usize>,
+    listen_backlog: Option<u32>,
+    request_head_timeout_seconds: Option<u64>,
+    request_body_timeout_seconds: Option<u64>,
+    max_http_connections_per_ip: Option<usize>,
 }
 
 #[derive(Deserialize)]
@@ -317,6 +323,21 @@ impl Config {
                 defaults.idle_unload,
                 "server.idle_unload_seconds",
             )?,
+            request_head_timeout: seconds(
+                server.request_head_timeout_seconds,
+                defaults.request_head_timeout,
+                "server.request_head_timeout_seconds",
+            )?,
+            request_body_timeout: seconds(
+                server.request_body_timeout_seconds,
+                defaults.request_body_timeout,
+                "server.request_body_timeout_seconds",
+            )?,
+            max_http_connections_per_ip: positive(
+                server.max_http_connections_per_ip,
+                defaults.max_http_connections_per_ip,
+                "server.max_http_connections_per_ip",
+            )?,
             ..defaults.clone()
         };
         let limits = overridable_limits!(server).apply(&limits, source, "server")?;
@@ -333,6 +354,11 @@ impl Config {
             limits,
             parties,
             admin_token: None,
+            listen_backlog: match server.listen_backlog {
+                Some(backlog @ 1..=65535) => backlog,
+                Some(_) => return Err(invalid("server.listen_backlog", "must be 1 to 65535")),
+                None => DEFAULT_LISTEN_BACKLOG,
+            },
             workers: match server.workers {
                 Some(workers @ 1..=256) => workers,
                 Some(_) => return Err(invalid("server.workers", "must be 1 to 256")),

@@ -11,6 +11,7 @@
 //! - [`storage`] — the one sled database: key layout, atomic batches, group-commit flushing.
 //! - [`cli`] — the offline commands: export, import, dump.
 //! - [`systemd`] — the readiness notification of a `Type=notify` service.
+//! - [`rlimit`] — the limit of open files, raised at start.
 //!
 //! [`start`] serves a configuration on its listen address; [`RunningServer::shutdown`] stops it
 //! gracefully. `main.rs` only wires these to the command line and signals.
@@ -22,6 +23,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod protocol;
+pub mod rlimit;
 pub mod room;
 pub mod storage;
 pub mod systemd;
@@ -44,8 +46,8 @@ use crate::error::StartError;
 use crate::room::Rooms;
 use crate::storage::Storage;
 
-/// How long a graceful stop waits for open HTTP connections after the rooms have closed their
-/// sockets, before dropping them.
+/// How long a graceful stop waits for the HTTP requests in flight to be answered, and then for
+/// the websockets' closing handshakes, before dropping what is left.
 const HTTP_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// A server accepting connections, until [`RunningServer::shutdown`].
@@ -55,13 +57,14 @@ pub struct RunningServer {
     rooms: Arc<Rooms>,
     storage: Arc<dyn Storage>,
     socket_tasks: ws::tasks::SocketTasks,
+    connections: http::connections::Connections,
     server: actix_web::rt::task::JoinHandle<std::io::Result<()>>,
 }
 
 /// Binds the configured listen address and starts serving. Must run inside an actix System
 /// (`actix_web::rt::System`, or `#[actix_web::test]`).
 pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer, StartError> {
-    let listener = std::net::TcpListener::bind(config.listen)
+    let listener = bind(config.listen, config.listen_backlog)
         .map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let addr = listener.local_addr().map_err(|source| StartError::Bind { addr: config.listen, source })?;
     let metrics = metrics::Metrics::new();
@@ -72,6 +75,9 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     }));
     let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits, metrics.clone()));
     let workers = config.workers;
+    let head_timeout = config.limits.request_head_timeout;
+    let connections =
+        http::connections::Connections::new(config.limits.max_http_connections_per_ip, metrics.clone());
     let state = web::Data::new(http::AppState {
         config: Arc::new(config),
         rooms: rooms.clone(),
@@ -80,15 +86,17 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
     });
     let socket_tasks = ws::tasks::SocketTasks::default();
     let tasks = socket_tasks.clone();
+    let counted = connections.clone();
     let app = move || App::new().app_data(state.clone()).configure(http::configure);
     // What actix-web's HttpServer builds, plus the upgrade service that takes websockets off
-    // actix-http (`ws::takeover`), which HttpServer has no place for.
+    // actix-http (`ws::takeover`), which HttpServer has no place for, and the count of the
+    // connections in front of actix-http (`http::connections`).
     let server = actix_server::Server::build()
         .disable_signals()
         .workers(workers)
         .shutdown_timeout(HTTP_SHUTDOWN_GRACE.as_secs())
         .listen("partyd", listener, move || {
-            let (upgrade_app, tasks) = (app.clone(), tasks.clone());
+            let (upgrade_app, tasks, counted) = (app.clone(), tasks.clone(), counted.clone());
             let upgrade = fn_factory(move || {
                 let factory = upgrade_app().into_factory();
                 let tasks = tasks.clone();
@@ -99,19 +107,36 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
                     }))
                 }
             });
-            HttpService::build()
-                .local_addr(addr)
-                .client_disconnect_timeout(Duration::from_secs(1))
-                .tcp_nodelay(true)
-                .upgrade(upgrade)
-                .finish(map_config(app().into_factory(), |_| AppConfig::default()))
-                .tcp()
+            let drained = counted.clone();
+            counted.count(
+                HttpService::build()
+                    .local_addr(addr)
+                    .client_request_timeout(head_timeout)
+                    .client_disconnect_timeout(Duration::from_secs(1))
+                    .tcp_nodelay(true)
+                    .graceful_shutdown_signal(move || drained.drained())
+                    .upgrade(upgrade)
+                    .finish(map_config(app().into_factory(), |_| AppConfig::default()))
+                    .tcp(),
+            )
         })
         .map_err(|source| StartError::Bind { addr, source })?
         .run();
     let handle = server.handle();
     let server = actix_web::rt::spawn(server);
-    Ok(RunningServer { addr, handle, rooms, storage, socket_tasks, server })
+    Ok(RunningServer { addr, handle, rooms, storage, socket_tasks, connections, server })
+}
+
+/// The listening socket, with `backlog` connections queued at most before they are accepted
+/// (std's `TcpListener::bind` always asks for 128, which a burst of reconnecting clients fills).
+fn bind(addr: SocketAddr, backlog: u32) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // As std does: a restarted server binds again while its old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(socket.into())
 }
 
 impl RunningServer {
@@ -125,11 +150,21 @@ impl RunningServer {
         self.rooms.live_count()
     }
 
-    /// Graceful stop: stop accepting, let every room finish its queued work and close its
-    /// sockets with 1001, wait for their closing handshakes, stop the HTTP server, then flush
-    /// storage.
+    /// Graceful stop: stop accepting, close idle HTTP connections and wait for the requests in
+    /// flight to be answered, let every room finish its queued work and close its sockets with
+    /// 1001, wait for their closing handshakes, stop the HTTP server, then flush storage.
     pub async fn shutdown(self) -> Result<(), StartError> {
         self.handle.pause().await;
+        // Idle keep-alive connections (every browser that loaded a store keeps one) close now
+        // rather than at their keep-alive timeout; the others after their answer. The rooms
+        // stay up meanwhile, so that a request in flight is answered as usual, not with 503.
+        self.connections.drain();
+        if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.connections.all_closed()).await.is_err() {
+            tracing::warn!(
+                left = self.connections.live(),
+                "HTTP connections still open at the end of the grace period are dropped"
+            );
+        }
         self.rooms.shutdown().await;
         if tokio::time::timeout(HTTP_SHUTDOWN_GRACE, self.socket_tasks.all_ended()).await.is_err() {
             tracing::warn!(
@@ -137,8 +172,31 @@ impl RunningServer {
                 "websockets still closing at the end of the grace period are dropped"
             );
         }
-        self.handle.stop(true).await;
+        // A connection still open has had its grace period: dropped now, where a graceful stop
+        // would wait for it as long again.
+        self.handle.stop(self.connections.live() == 0).await;
         let _ = self.server.await;
         self.storage.flush().map_err(StartError::Storage)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listener_queues_the_configured_backlog() {
+        let listener = bind(SocketAddr::from(([127, 0, 0, 1], 0)), 777).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // `ss` shows a listening socket's backlog as its Send-Q.
+        let Ok(output) =
+            std::process::Command::new("ss").args(["-ltnH", &format!("sport = :{port}")]).output()
+        else {
+            eprintln!("skipped: no ss to read the backlog with");
+            return;
+        };
+        let line = String::from_utf8_lossy(&output.stdout).into_owned();
+        let send_queue = line.split_whitespace().nth(2);
+        assert_eq!(send_queue, Some("777"), "{line}");
     }
 }

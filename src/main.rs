@@ -65,6 +65,23 @@ fn offline(config: &Config, command: &Command) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), StartError> {
+    match partyd::rlimit::raise_open_files_limit() {
+        Ok(limit) if limit.was < limit.soft => tracing::info!(
+            soft = limit.soft,
+            hard = limit.hard,
+            "open files limit raised from a soft limit of {} to the hard limit of {}",
+            limit.was,
+            limit.hard
+        ),
+        Ok(limit) => tracing::info!(
+            soft = limit.soft,
+            hard = limit.hard,
+            "open files limit: soft {}, hard {}",
+            limit.soft,
+            limit.hard
+        ),
+        Err(error) => tracing::warn!(%error, "cannot raise the limit of open files; each connection is one"),
+    }
     let storage = SledStorage::open_with_pacing(&config.data_dir, config.group_commit)?;
     tracing::info!(data_dir = %config.data_dir.display(), config = %config.source.display(), "storage open");
     if config.parties.is_empty() {

@@ -30,6 +30,17 @@ pub const DEFAULT_MAX_CONNECTIONS_PER_IP: usize = 1000;
 pub const DEFAULT_MESSAGES_PER_SECOND: u32 = 1000;
 /// Rooms in memory at once (server-wide, or per party when a party sets it): a new room is answered 503.
 pub const DEFAULT_MAX_LIVE_ROOMS: usize = 100_000;
+/// How long a client may take to send a request's head (line and headers): then 408 and closed.
+pub const DEFAULT_REQUEST_HEAD_TIMEOUT_SECONDS: u64 = 5;
+/// How long a client may take to send a whole request body: then 408 and closed. Room for a
+/// store of a few MiB over a slow link; a stalled body holds a connection no longer.
+pub const DEFAULT_REQUEST_BODY_TIMEOUT_SECONDS: u64 = 30;
+/// HTTP connections one client address may hold at once (websockets not counted once upgraded):
+/// one more is answered 429 and closed. Browsers open about six to one server.
+pub const DEFAULT_MAX_HTTP_CONNECTIONS_PER_IP: usize = 256;
+/// Connections the kernel may queue before partyd accepts them (capped by the kernel's
+/// `net.core.somaxconn`).
+pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 /// Limits and timings of the server.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Limits {
@@ -57,6 +68,12 @@ pub struct Limits {
     pub messages_per_second: u32,
     /// Rooms in memory at once.
     pub max_live_rooms: usize,
+    /// How long a request's head may take to arrive (server-wide).
+    pub request_head_timeout: Duration,
+    /// How long a request's whole body may take to arrive (server-wide).
+    pub request_body_timeout: Duration,
+    /// HTTP connections one client address may hold (server-wide).
+    pub max_http_connections_per_ip: usize,
 }
 
 impl Default for Limits {
@@ -74,6 +91,9 @@ impl Default for Limits {
             max_connections_per_ip: DEFAULT_MAX_CONNECTIONS_PER_IP,
             messages_per_second: DEFAULT_MESSAGES_PER_SECOND,
             max_live_rooms: DEFAULT_MAX_LIVE_ROOMS,
+            request_head_timeout: Duration::from_secs(DEFAULT_REQUEST_HEAD_TIMEOUT_SECONDS),
+            request_body_timeout: Duration::from_secs(DEFAULT_REQUEST_BODY_TIMEOUT_SECONDS),
+            max_http_connections_per_ip: DEFAULT_MAX_HTTP_CONNECTIONS_PER_IP,
         }
     }
 }

@@ -24,6 +24,12 @@ fn an_empty_file_means_every_default() {
     assert_eq!(config.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
     assert_eq!(config.limits, Limits::default());
     assert!(config.parties.is_empty());
+    assert_eq!(config.listen_backlog, DEFAULT_LISTEN_BACKLOG);
+    let limits = &config.limits;
+    assert_eq!(
+        (limits.request_head_timeout, limits.request_body_timeout, limits.max_http_connections_per_ip),
+        (Duration::from_secs(5), Duration::from_secs(30), 256)
+    );
 }
 
 #[test]
@@ -58,6 +64,10 @@ fn every_key_is_read() {
         room_queue = 8
         idle_unload_seconds = 30
         group_commit_window_us = 2500
+        listen_backlog = 4096
+        request_head_timeout_seconds = 3
+        request_body_timeout_seconds = 9
+        max_http_connections_per_ip = 12
         [parties.app]
         kind = "tinybase-persister"
         store_path = "/db"
@@ -70,6 +80,7 @@ fn every_key_is_read() {
     assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
     assert_eq!(config.data_dir, PathBuf::from("/var/lib/partyd"));
     assert_eq!(config.group_commit, Pacing::scaled(Duration::from_micros(2500)));
+    assert_eq!(config.listen_backlog, 4096);
     assert_eq!(
         parse("[server]\ngroup_commit_window_us = 0").unwrap().group_commit.window,
         Duration::ZERO,
@@ -86,10 +97,14 @@ fn every_key_is_read() {
             close_grace: Duration::from_secs(7),
             room_queue: 8,
             idle_unload: Duration::from_secs(30),
+            request_head_timeout: Duration::from_secs(3),
+            request_body_timeout: Duration::from_secs(9),
+            max_http_connections_per_ip: 12,
             ..Limits::default()
         }
     );
     let app = config.party("app").unwrap();
+    assert_eq!(app.limits.request_body_timeout, Duration::from_secs(9), "parties read bodies too");
     assert_eq!(app.kind, PartyKind::TinybasePersister);
     assert_eq!(
         (app.store_path.as_str(), app.message_prefix.as_str(), app.storage_prefix.as_str()),
@@ -239,6 +254,15 @@ fn bad_input_names_the_file_and_the_key() {
         ("[server]\nidle_timeout_seconds = 0", "server.idle_timeout_seconds"),
         ("[server]\nclose_grace_seconds = 0", "server.close_grace_seconds"),
         ("[server]\nworkers = 0", "server.workers"),
+        ("[server]\nlisten_backlog = 0", "server.listen_backlog"),
+        ("[server]\nlisten_backlog = 65536", "server.listen_backlog"),
+        ("[server]\nrequest_head_timeout_seconds = 0", "server.request_head_timeout_seconds"),
+        ("[server]\nrequest_body_timeout_seconds = 0", "server.request_body_timeout_seconds"),
+        ("[server]\nmax_http_connections_per_ip = 0", "server.max_http_connections_per_ip"),
+        (
+            "[parties.main]\nkind = \"tinybase-persister\"\nrequest_body_timeout_seconds = 1",
+            "request_body_timeout_seconds",
+        ),
         ("[server]\ngroup_commit_window_us = 100001", "server.group_commit_window_us"),
         ("[server]\ngroup_commit_window_us = -1", "group_commit_window_us"),
         ("[parties.main]\nkind = \"tinybase-persister\"\nstore_path = \"store\"", "parties.main.store_path"),

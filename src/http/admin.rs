@@ -7,7 +7,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use serde_json::value::RawValue;
 
-use super::{read_body, AppState, BodyError};
+use super::{read_body, AppState};
 use crate::config::PartyConfig;
 use crate::protocol::persister::parse_changes;
 use crate::room::{RoomKey, ServerWriteResult};
@@ -233,14 +233,9 @@ async fn write(
             .body("server-side writes are not supported for tinybase-sync rooms");
     }
     let limit = party.limits.max_message_bytes;
-    let body = match read_body(req, payload, limit).await {
+    let body = match read_body(req, payload, limit, party.limits.request_body_timeout).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            return HttpResponse::PayloadTooLarge().body(format!("body is larger than {limit} bytes"))
-        }
-        Err(BodyError::Broken(error)) => {
-            return HttpResponse::BadRequest().body(format!("cannot read body: {error}"))
-        }
+        Err(error) => return error.response(limit),
     };
     let changes = match parse_changes(&body) {
         Ok(changes) => changes,

@@ -2,6 +2,7 @@
 //! to the websocket upgrade or the store endpoint.
 
 mod admin;
+pub mod connections;
 mod health;
 mod route;
 mod store;
@@ -326,14 +327,32 @@ pub(crate) fn unavailable(unavailable: &Unavailable) -> HttpResponse {
 /// Why a request body could not be read.
 enum BodyError {
     TooLarge,
+    TimedOut,
     Broken(actix_web::error::PayloadError),
 }
 
-/// Reads a request body, refusing it as soon as it is known to exceed `limit` bytes.
+impl BodyError {
+    /// The answer to a request whose body could not be read; `limit` is the size cap.
+    fn response(self, limit: usize) -> HttpResponse {
+        match self {
+            Self::TooLarge => {
+                HttpResponse::PayloadTooLarge().body(format!("body is larger than {limit} bytes"))
+            }
+            // Closed: the rest of the body may still come, and must not be read as a request.
+            Self::TimedOut => HttpResponse::RequestTimeout().force_close().body("request body timed out"),
+            Self::Broken(error) => HttpResponse::BadRequest().body(format!("cannot read body: {error}")),
+        }
+    }
+}
+
+/// Reads a request body, refusing it as soon as it is known to exceed `limit` bytes, or when it
+/// has not all arrived within `timeout` (a client that stalls mid-body would otherwise hold its
+/// connection, and a descriptor, for as long as it likes).
 async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
+    timeout: std::time::Duration,
 ) -> Result<BytesMut, BodyError> {
     let declared = req
         .headers()
@@ -343,15 +362,18 @@ async fn read_body(
     if declared.is_some_and(|length| length > limit) {
         return Err(BodyError::TooLarge);
     }
-    let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(BodyError::Broken)?;
-        if body.len() + chunk.len() > limit {
-            return Err(BodyError::TooLarge);
+    let read = async {
+        let mut body = BytesMut::with_capacity(declared.unwrap_or(0));
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(BodyError::Broken)?;
+            if body.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, read).await.unwrap_or(Err(BodyError::TimedOut))
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use actix_web::http::{header, Method};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{read_body, AppState, BodyError};
+use super::{read_body, AppState};
 use crate::auth::Access;
 use crate::config::{PartyConfig, PartyKind};
 use crate::protocol::persister::parse_content;
@@ -55,14 +55,9 @@ async fn put(
     key: RoomKey,
 ) -> HttpResponse {
     let limit = party.limits.max_message_bytes;
-    let body = match read_body(req, payload, limit).await {
+    let body = match read_body(req, payload, limit, party.limits.request_body_timeout).await {
         Ok(body) => body,
-        Err(BodyError::TooLarge) => {
-            return HttpResponse::PayloadTooLarge().body(format!("body is larger than {limit} bytes"));
-        }
-        Err(BodyError::Broken(error)) => {
-            return HttpResponse::BadRequest().body(format!("cannot read body: {error}"))
-        }
+        Err(error) => return error.response(limit),
     };
     let content = match parse_content(&body) {
         Ok(content) => content,

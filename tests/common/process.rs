@@ -16,7 +16,7 @@ pub struct Partyd {
 }
 
 /// The parties of the conformance suite, as a file.
-const PARTY_TOML: &str = "[parties.main]\nkind = \"tinybase-persister\"\n\n[parties.custom]\nkind = \"tinybase-persister\"\nstore_path = \"/my_tinybase\"\nmessage_prefix = \"tb:\"\n";
+pub const PARTY_TOML: &str = "[parties.main]\nkind = \"tinybase-persister\"\n\n[parties.custom]\nkind = \"tinybase-persister\"\nstore_path = \"/my_tinybase\"\nmessage_prefix = \"tb:\"\n";
 
 impl Partyd {
     /// Spawns the binary cargo built for the tests, with its data under `dir/data`, and waits
@@ -27,16 +27,28 @@ impl Partyd {
 
     /// Spawns with this configuration file and these environment variables.
     pub fn spawn_with(dir: &Path, party_toml: &str, env: &[(&str, &str)]) -> Self {
+        Self::spawn_command(dir, party_toml, env, |_| {})
+    }
+
+    /// Spawns with this configuration file and these environment variables, after `setup` has
+    /// had its say on the command (resource limits of the child, for one).
+    pub fn spawn_command(
+        dir: &Path,
+        party_toml: &str,
+        env: &[(&str, &str)],
+        setup: impl FnOnce(&mut Command),
+    ) -> Self {
         let config = dir.join("party.toml");
         std::fs::write(&config, party_toml).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_partyd"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_partyd"));
+        command
             .args(["--config", config.to_str().unwrap(), "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .envs(env.iter().copied())
             .stderr(Stdio::piped())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn partyd");
+            .stdout(Stdio::null());
+        setup(&mut command);
+        let mut child = command.spawn().expect("spawn partyd");
         let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
         let log = Arc::new(Mutex::new(Vec::new()));
         let addr = loop {
