@@ -39,7 +39,7 @@ struct RoomLine {
 }
 
 fn open(config: &Config) -> Result<std::sync::Arc<SledStorage>, CliError> {
-    Ok(SledStorage::open_with_pacing(&config.data_dir, config.group_commit)?)
+    Ok(SledStorage::open_with(&config.data_dir, config.group_commit, config.storage_reserve_bytes)?)
 }
 
 fn party<'a>(config: &'a Config, name: &str) -> Result<&'a PartyConfig, CliError> {

@@ -122,6 +122,9 @@ pub struct Config {
     /// How group commits wait under load: longer the busier the server, up to
     /// `group_commit_window_us` (zero: never wait).
     pub group_commit: crate::storage::Pacing,
+    /// Free space kept under the data dir: below it writes are refused ("storage full") rather
+    /// than risking the database on a full disk (zero: no check).
+    pub storage_reserve_bytes: u64,
 }
 
 /// One party: a named kind of room with its settings.
@@ -224,6 +227,7 @@ struct ServerSection {
     idle_unload_seconds: Option<u64>,
     workers: Option<usize>,
     group_commit_window_us: Option<u64>,
+    storage_reserve_bytes: Option<u64>,
     allowed_origins: Option<Vec<String>>,
     max_message_bytes: Option<usize>,
     max_room_bytes: Option<usize>,
@@ -371,6 +375,9 @@ impl Config {
                 }
                 None => crate::storage::DEFAULT_GROUP_COMMIT_WINDOW,
             }),
+            storage_reserve_bytes: server
+                .storage_reserve_bytes
+                .unwrap_or(crate::storage::DEFAULT_RESERVE_BYTES),
         })
     }
 

@@ -82,7 +82,8 @@ async fn serve(config: Config) -> Result<(), StartError> {
         ),
         Err(error) => tracing::warn!(%error, "cannot raise the limit of open files; each connection is one"),
     }
-    let storage = SledStorage::open_with_pacing(&config.data_dir, config.group_commit)?;
+    let storage =
+        SledStorage::open_with(&config.data_dir, config.group_commit, config.storage_reserve_bytes)?;
     tracing::info!(data_dir = %config.data_dir.display(), config = %config.source.display(), "storage open");
     if config.parties.is_empty() {
         tracing::warn!("no parties are configured: every room request will answer 404");

@@ -249,9 +249,7 @@ async fn write(
         Ok(ServerWriteResult::Applied(payload)) => payload,
         Ok(ServerWriteResult::NothingAccepted) => "[{},{},1]".to_owned(),
         Ok(ServerWriteResult::NoStore) => return HttpResponse::NotFound().body("the room has no store"),
-        Ok(ServerWriteResult::StorageFailed) => {
-            return HttpResponse::InternalServerError().body("storage error")
-        }
+        Ok(ServerWriteResult::StorageFailed) => return super::storage_failed(state.storage.as_ref()),
         Err(_) => return super::shutting_down(),
     };
     HttpResponse::Ok().content_type("application/json").body(applied)

@@ -29,6 +29,9 @@ pub fn healthz() -> HttpResponse {
 
 /// Storage is open and writable: a write and a flush succeed.
 pub async fn readyz(state: &AppState) -> HttpResponse {
+    if let Some(error) = state.storage.write_failure() {
+        return HttpResponse::ServiceUnavailable().content_type("text/plain").body(format!("{error}\n"));
+    }
     let result = match state.storage.write(PROBE_ROOM, Vec::new(), 0) {
         Ok(()) => state.storage.durable().await,
         Err(error) => Err(error),

@@ -319,6 +319,17 @@ pub(crate) fn shutting_down() -> HttpResponse {
     unavailable(&Unavailable::ShuttingDown)
 }
 
+/// The answer to a write whose round storage could not make durable: 507 with "storage full"
+/// while the disk is full (the write can be tried again once space returns), else 500.
+pub(crate) fn storage_failed(storage: &dyn crate::storage::Storage) -> HttpResponse {
+    match storage.write_failure() {
+        Some(error) if error.is_full() => {
+            HttpResponse::InsufficientStorage().body("storage full: writes are refused until space returns")
+        }
+        _ => HttpResponse::InternalServerError().body("storage error"),
+    }
+}
+
 /// The answer when a room cannot be reached (503).
 pub(crate) fn unavailable(unavailable: &Unavailable) -> HttpResponse {
     HttpResponse::ServiceUnavailable().body(unavailable.to_string())

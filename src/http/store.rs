@@ -75,7 +75,7 @@ async fn put(
         Ok(PutResult::AlreadyHasStore) => HttpResponse::ResetContent().finish(),
         Ok(PutResult::TooLarge) => HttpResponse::PayloadTooLarge()
             .body(format!("the store would be larger than {} bytes", party.limits.max_room_bytes)),
-        Ok(PutResult::StorageFailed) => HttpResponse::InternalServerError().body("storage error"),
+        Ok(PutResult::StorageFailed) => super::storage_failed(state.storage.as_ref()),
         Err(_) => super::shutting_down(),
     }
 }

@@ -502,7 +502,7 @@ impl RoomTask {
             }
             Err(error) => {
                 tracing::error!(%error, "storage failed; closing the room's sockets and reloading it");
-                self.fail_round(effects);
+                self.fail_round(effects, &error);
             }
         }
         if !shutdown.is_empty() {
@@ -616,7 +616,7 @@ impl RoomTask {
     }
 
     /// Nothing of a failed round is acknowledged or broadcast; the room reloads what is on disk.
-    fn fail_round(&mut self, effects: Vec<Effect>) {
+    fn fail_round(&mut self, effects: Vec<Effect>, error: &StorageError) {
         for effect in effects {
             match effect {
                 Effect::Broadcast { .. } | Effect::Send { .. } | Effect::Close { .. } => {}
@@ -627,7 +627,8 @@ impl RoomTask {
                 Effect::ServerWrite(reply, _) => drop(reply.send(ServerWriteResult::StorageFailed)),
             }
         }
-        self.close_all(close::INTERNAL_ERROR, "storage error");
+        let reason = if error.is_full() { "storage full" } else { "storage error" };
+        self.close_all(close::INTERNAL_ERROR, reason);
         self.store = None;
         self.sync = None;
         self.cached_body = None;

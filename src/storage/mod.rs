@@ -21,6 +21,9 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 pub use flusher::{FlushObserver, FlushStats, Pacing};
+/// The free space partyd keeps in reserve under the data dir by default: sled is not offered a
+/// batch that would leave less (see `applier`).
+pub const DEFAULT_RESERVE_BYTES: u64 = 32 << 20;
 pub use sled_store::SledStorage;
 
 /// The longest a group commit waits to gather more (see `flusher`): 8 ms.
@@ -64,6 +67,17 @@ pub enum StorageError {
     /// An I/O or engine error (shared by every waiter of a failed flush).
     #[error("storage error: {0}")]
     Io(Arc<str>),
+    /// The file system has no room for the write (or less than the reserve partyd keeps);
+    /// writes are refused until space returns, reads go on.
+    #[error("storage full: {0}")]
+    Full(Arc<str>),
+}
+
+impl StorageError {
+    /// Whether this is a full disk rather than a fault.
+    pub fn is_full(&self) -> bool {
+        matches!(self, Self::Full(_))
+    }
 }
 
 /// Resolves once everything written before [`Storage::durable`] was called is on disk.
@@ -276,6 +290,11 @@ pub trait Storage: Send + Sync + 'static {
     ) -> Result<Vec<StoredRoom>, StorageError>;
     /// Every stored room of every party, as (party, room), parties and rooms in name order.
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError>;
+    /// Why writes cannot be made durable now, if they cannot (a full disk, a failing engine):
+    /// what `/readyz` reports and how refusals are worded.
+    fn write_failure(&self) -> Option<StorageError> {
+        None
+    }
     /// Counters of the group-commit flusher.
     fn flush_stats(&self) -> FlushStats;
     /// Calls `observer` with the duration and the number of waiters of every flush from now on.

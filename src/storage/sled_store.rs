@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::applier::{apply, engine_error, Applier, Nudge};
+use super::applier::{engine_error, Applier, Nudge, SpaceGuard};
 use super::flusher::{FlushObserver, FlushStats, Flusher, Pacing};
 use super::image;
 use super::journal::{AppendError, Journal, BLOCK};
@@ -37,6 +37,9 @@ enum Work {
     FlushEngine,
 }
 
+/// Entries read from sled one by one, or from a scan with the applier's queue laid over it.
+type ScannedEntries<'a> = Box<dyn Iterator<Item = Result<(Vec<u8>, Vec<u8>), StorageError>> + 'a>;
+
 /// The one sled database of the server.
 pub struct SledStorage {
     db: sled::Db,
@@ -56,6 +59,13 @@ impl SledStorage {
 
     /// Like [`Self::open`]; under load, group commits wait as `pacing` says.
     pub fn open_with_pacing(dir: &Path, pacing: Pacing) -> Result<Arc<Self>, StorageError> {
+        Self::open_with(dir, pacing, super::DEFAULT_RESERVE_BYTES)
+    }
+
+    /// Like [`Self::open_with_pacing`], keeping `reserve_bytes` free under `dir`: a batch that
+    /// would leave less is kept queued (and writes are refused once the journal is full)
+    /// instead of being offered to sled.
+    pub fn open_with(dir: &Path, pacing: Pacing, reserve_bytes: u64) -> Result<Arc<Self>, StorageError> {
         std::fs::create_dir_all(dir).map_err(|error| io_error(dir, &error))?;
         let db = sled::Config::new()
             .path(dir)
@@ -64,12 +74,13 @@ impl SledStorage {
             .flush_every_ms(None)
             .open()
             .map_err(|error| open_error(dir, error))?;
-        let (applier, nudge) = Applier::start(db.clone()).map_err(|error| io_error(dir, &error))?;
+        let space = SpaceGuard::new(dir.to_owned(), reserve_bytes);
+        let (applier, nudge) = Applier::start(db.clone(), space).map_err(|error| io_error(dir, &error))?;
         let checkpointed = applier.clone();
         let mut journal = Journal::open(
             dir,
             JOURNAL_BLOCKS,
-            |ops| apply(&db, ops),
+            |ops| applier.apply(ops),
             Box::new(move || checkpointed.flush()),
         )?;
         let committed = applier.clone();
@@ -95,6 +106,11 @@ impl SledStorage {
                 result => return result.unwrap(),
             }
         }
+    }
+
+    /// Makes the disk look full (a reserve larger than any disk) or not (zero).
+    pub(crate) fn set_disk_full(&self, full: bool) {
+        self.applier.set_reserve_bytes(if full { u64::MAX / 4 } else { 0 });
     }
 
     /// Every key of the tree, rooms and index alike (for tests that check nothing stray is left).
@@ -207,6 +223,23 @@ fn commit_rounds(
 }
 
 impl SledStorage {
+    /// sled's entries under `prefix` with the applier's queue laid over them, in key order:
+    /// exact while sled cannot take the queue.
+    fn overlaid_scan(&self, prefix: &[u8]) -> Result<RoomEntries, StorageError> {
+        let mut entries = std::collections::BTreeMap::new();
+        for entry in self.db.scan_prefix(prefix) {
+            let (key, value) = entry.map_err(engine_error)?;
+            entries.insert(key.to_vec(), value.to_vec());
+        }
+        for (key, value) in self.applier.overlay(prefix) {
+            match value {
+                Some(value) => entries.insert(key, value),
+                None => entries.remove(&key),
+            };
+        }
+        Ok(entries.into_iter().collect())
+    }
+
     /// The operations that remove every entry of a room and its index entry.
     fn delete_ops(&self, room: RoomPath<'_>) -> Result<Ops, StorageError> {
         self.applier.settle()?;
@@ -232,11 +265,22 @@ impl Storage for SledStorage {
         room: RoomPath<'_>,
         visit: &mut dyn FnMut(&[u8], &[u8]),
     ) -> Result<(), StorageError> {
-        self.applier.settle()?;
+        let prefix = room_prefix(room.party, room.room);
+        if self.applier.settle().is_err() {
+            // sled cannot take the queue now: read it laid over sled's entries. Any queued
+            // write of the room also removes its image, so an image is read only when none is.
+            let (image_key, _) = image::removal(room);
+            if self.applier.overlay(&image_key).is_empty() && image::visit(&self.db, room, visit)? {
+                return Ok(());
+            }
+            for (key, value) in self.overlaid_scan(&prefix)? {
+                visit(&key[prefix.len()..], &value);
+            }
+            return Ok(());
+        }
         if image::visit(&self.db, room, visit)? {
             return Ok(());
         }
-        let prefix = room_prefix(room.party, room.room);
         for entry in self.db.scan_prefix(&prefix) {
             let (key, value) = entry.map_err(engine_error)?;
             visit(&key[prefix.len()..], &value);
@@ -312,10 +356,16 @@ impl Storage for SledStorage {
     ) -> Result<Vec<StoredRoom>, StorageError> {
         let party_prefix = index_party_prefix(party);
         let scan_prefix = index_key(party, prefix);
-        self.applier.settle()?;
+        let entries: ScannedEntries<'_> =
+            match self.applier.settle() {
+                Ok(()) => Box::new(self.db.scan_prefix(&scan_prefix).map(|entry| {
+                    entry.map(|(key, value)| (key.to_vec(), value.to_vec())).map_err(engine_error)
+                })),
+                Err(_) => Box::new(self.overlaid_scan(&scan_prefix)?.into_iter().map(Ok)),
+            };
         let mut rooms = Vec::new();
-        for entry in self.db.scan_prefix(&scan_prefix) {
-            let (key, value) = entry.map_err(engine_error)?;
+        for entry in entries {
+            let (key, value) = entry?;
             let Ok(room) = std::str::from_utf8(&key[party_prefix.len()..]) else { continue };
             if after.is_some_and(|after| room <= after) {
                 continue;
@@ -329,19 +379,28 @@ impl Storage for SledStorage {
     }
 
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError> {
-        self.applier.settle()?;
-        let mut rooms = Vec::new();
-        for key in self.db.scan_prefix(index_prefix()).keys() {
-            let key = key.map_err(engine_error)?;
-            if let Some((party, room)) = decode_index_key(&key) {
-                rooms.push((party.to_owned(), room.to_owned()));
-            }
-        }
-        Ok(rooms)
+        let keys: Vec<Vec<u8>> = match self.applier.settle() {
+            Ok(()) => self
+                .db
+                .scan_prefix(index_prefix())
+                .keys()
+                .map(|key| key.map(|key| key.to_vec()).map_err(engine_error))
+                .collect::<Result<_, _>>()?,
+            Err(_) => self.overlaid_scan(&index_prefix())?.into_iter().map(|(key, _)| key).collect(),
+        };
+        Ok(keys
+            .iter()
+            .filter_map(|key| decode_index_key(key))
+            .map(|(party, room)| (party.to_owned(), room.to_owned()))
+            .collect())
     }
 
     fn save_image(&self, room: RoomPath<'_>) -> Result<(), StorageError> {
         image::save(&self.db, &self.applier, room)
+    }
+
+    fn write_failure(&self) -> Option<StorageError> {
+        self.applier.failure()
     }
 
     fn flush_stats(&self) -> FlushStats {
@@ -515,5 +574,62 @@ mod tests {
             "a neighbour with a shared prefix is untouched"
         );
         assert_eq!(storage.all_rooms().unwrap().len(), 5);
+    }
+
+    #[tokio::test]
+    async fn a_full_disk_keeps_acknowledged_writes_readable_refuses_when_the_journal_is_full_and_recovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = SledStorage::open_with(dir.path(), Pacing::fixed(Duration::ZERO), 0).unwrap();
+        storage.commit(room("a"), false, vec![set("x", "1")], 1).await.unwrap();
+        storage.set_disk_full(true);
+        storage.commit(room("a"), false, vec![set("y", "2")], 2).await.expect("the journal takes it");
+        storage.commit(room("b"), false, vec![set("z", "3")], 1).await.expect("the journal takes it");
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while storage.write_failure().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the applier never met the full disk");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(storage.write_failure().unwrap().is_full());
+        let a = vec![(b"x".to_vec(), b"1".to_vec()), (b"y".to_vec(), b"2".to_vec())];
+        assert_eq!(storage.load_room(room("a")).unwrap(), a, "reads lay the queue over sled");
+        let listed: Vec<_> =
+            storage.list_rooms("main", "", None, 10).unwrap().into_iter().map(|stored| stored.room).collect();
+        assert_eq!(listed, ["a", "b"]);
+        assert_eq!(storage.all_rooms().unwrap().len(), 2);
+
+        // Half a journal file a round: the journal soon needs a checkpoint it cannot have.
+        let big = "v".repeat(JOURNAL_BLOCKS * BLOCK / 2);
+        let mut acknowledged = Vec::new();
+        let refusal = loop {
+            let key = format!("big{}", acknowledged.len());
+            match storage.commit(room("c"), false, vec![set(&key, &big)], 1).await {
+                Ok(()) => acknowledged.push(key),
+                Err(error) => break error,
+            }
+            assert!(acknowledged.len() < 16, "a full disk never refused a write");
+        };
+        assert!(refusal.is_full(), "{refusal}");
+        let keys: Vec<_> = storage.load_room(room("c")).unwrap().into_iter().map(|(key, _)| key).collect();
+        let mut expected: Vec<_> = acknowledged.iter().map(|key| key.clone().into_bytes()).collect();
+        expected.sort();
+        assert_eq!(keys, expected, "every acknowledged write is readable, the refused one is not");
+
+        storage.set_disk_full(false);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match storage.commit(room("c"), false, vec![set("after", &big)], 1).await {
+                Ok(()) => break,
+                Err(error) => assert!(std::time::Instant::now() < deadline, "no recovery: {error}"),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        while storage.write_failure().is_some() {
+            assert!(std::time::Instant::now() < deadline, "the queue never reached sled");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop(storage);
+        let storage = SledStorage::reopen(dir.path());
+        assert_eq!(storage.load_room(room("a")).unwrap(), a);
+        assert_eq!(storage.load_room(room("c")).unwrap().len(), acknowledged.len() + 1);
     }
 }

@@ -197,18 +197,16 @@ impl Journal {
         Ok(())
     }
 
-    /// Waits until file `index` is empty; a failed checkpoint is reported (and asked again).
+    /// Waits until file `index` is empty. While its checkpoint is failing (the checkpointer
+    /// retries it by itself) the failure is reported at once: commits are refused, not held.
     fn wait_empty(&self, index: usize) -> Result<(), StorageError> {
         let mut state = self.lock();
         loop {
             if state.empty[index] {
                 return Ok(());
             }
-            if let Some(error) = state.failure.take() {
-                if let Some(retire) = &self.retire {
-                    let _ = retire.send(index);
-                }
-                return Err(error);
+            if let Some(error) = &state.failure {
+                return Err(error.clone());
             }
             state = self.shared.changed.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
@@ -230,7 +228,11 @@ impl Drop for Journal {
 
 /// A journal file's write (`what`: write or reset) failed.
 fn io_failure(what: &str, error: &std::io::Error) -> StorageError {
-    StorageError::Io(format!("journal {what}: {error}").into())
+    let message = format!("journal {what}: {error}").into();
+    match error.raw_os_error() {
+        Some(libc::ENOSPC) => StorageError::Full(message),
+        _ => StorageError::Io(message),
+    }
 }
 
 /// The next epoch: larger than any a file has had.
@@ -239,7 +241,12 @@ fn take_epoch(state: &mut State) -> u64 {
     state.next_epoch - 1
 }
 
-/// Empties the files it is handed: engine checkpoint first, then a new epoch in the header.
+/// How long the checkpointer waits before it tries a failed checkpoint again.
+const CHECKPOINT_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Empties the files it is handed: engine checkpoint first, then a new epoch in the header. A
+/// checkpoint that fails (a full disk) is tried again every [`CHECKPOINT_RETRY`] until it
+/// succeeds or the journal closes; the file keeps its records meanwhile.
 fn run_checkpointer(
     requests: &mpsc::Receiver<usize>,
     files: &[Arc<JournalFile>; 2],
@@ -247,7 +254,14 @@ fn run_checkpointer(
     checkpoint: &Checkpoint,
 ) {
     let mut buffer = AlignedBuffer::default();
-    while let Ok(index) = requests.recv() {
+    let mut queued = std::collections::VecDeque::new();
+    loop {
+        let next = match queued.front() {
+            Some(&index) => Some(index),
+            None => requests.recv().ok(),
+        };
+        let Some(index) = next else { return };
+        queued.pop_front();
         let epoch = take_epoch(&mut shared.state.lock().unwrap_or_else(PoisonError::into_inner));
         let started = std::time::Instant::now();
         let result = checkpoint().and_then(|()| {
@@ -260,15 +274,28 @@ fn run_checkpointer(
                     elapsed_us = started.elapsed().as_micros() as u64,
                     "journal file checkpointed"
                 );
+                if state.failure.take().is_some() {
+                    tracing::warn!("journal checkpoint succeeded again; commits resume");
+                }
                 state.epochs[index] = epoch;
                 state.empty[index] = true;
+                shared.changed.notify_all();
             }
             Err(error) => {
-                tracing::error!(%error, "journal checkpoint failed");
+                if state.failure.is_none() {
+                    tracing::error!(%error, "journal checkpoint failed; commits are refused until it succeeds (retried every second)");
+                }
                 state.failure = Some(error);
+                shared.changed.notify_all();
+                drop(state);
+                queued.push_front(index);
+                match requests.recv_timeout(CHECKPOINT_RETRY) {
+                    Ok(other) if other != index => queued.push_back(other),
+                    Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => return,
+                }
             }
         }
-        shared.changed.notify_all();
     }
 }
 
