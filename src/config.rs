@@ -28,6 +28,8 @@ pub const DEFAULT_CONFIG_FILE: &str = "./party.toml";
 pub const DEFAULT_STORE_PATH: &str = "/store";
 /// The longest party name accepted, in bytes.
 pub const MAX_PARTY_NAME_BYTES: usize = 256;
+/// How long storage calls may take unless `storage_timeout_seconds` says otherwise.
+pub const DEFAULT_STORAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The longest group-commit window a configuration may ask for (100 ms).
 pub const MAX_GROUP_COMMIT_WINDOW_US: u64 = 100_000;
 
@@ -125,6 +127,9 @@ pub struct Config {
     /// Free space kept under the data dir: below it writes are refused ("storage full") rather
     /// than risking the database on a full disk (zero: no check).
     pub storage_reserve_bytes: u64,
+    /// The longest a room, a probe or an operator route waits for a storage call (a stalled
+    /// disk): past it the call is reported as failed and the thread goes on serving.
+    pub storage_timeout: Duration,
 }
 
 /// One party: a named kind of room with its settings.
@@ -228,6 +233,7 @@ struct ServerSection {
     workers: Option<usize>,
     group_commit_window_us: Option<u64>,
     storage_reserve_bytes: Option<u64>,
+    storage_timeout_seconds: Option<u64>,
     allowed_origins: Option<Vec<String>>,
     max_message_bytes: Option<usize>,
     max_room_bytes: Option<usize>,
@@ -378,6 +384,11 @@ impl Config {
             storage_reserve_bytes: server
                 .storage_reserve_bytes
                 .unwrap_or(crate::storage::DEFAULT_RESERVE_BYTES),
+            storage_timeout: seconds(
+                server.storage_timeout_seconds,
+                DEFAULT_STORAGE_TIMEOUT,
+                "server.storage_timeout_seconds",
+            )?,
         })
     }
 

@@ -15,6 +15,9 @@ pub enum StartError {
     /// The data directory could not be opened or flushed.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// A thread of the server could not be started.
+    #[error("cannot start threads: {0}")]
+    Threads(std::io::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {

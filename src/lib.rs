@@ -73,7 +73,8 @@ pub fn start(config: Config, storage: Arc<dyn Storage>) -> Result<RunningServer,
         observed.flush_seconds.observe(elapsed.as_secs_f64());
         observed.flush_batch.observe(waiters as f64);
     }));
-    let rooms = Arc::new(Rooms::new(storage.clone(), &config.limits, metrics.clone()));
+    let pool = storage::StoragePool::start(config.storage_timeout).map_err(StartError::Threads)?;
+    let rooms = Arc::new(Rooms::new(storage.clone(), pool, &config.limits, metrics.clone()));
     let workers = config.workers;
     let head_timeout = config.limits.request_head_timeout;
     let connections =
@@ -176,7 +177,9 @@ impl RunningServer {
         // would wait for it as long again.
         self.handle.stop(self.connections.live() == 0).await;
         let _ = self.server.await;
-        self.storage.flush().map_err(StartError::Storage)
+        let storage = self.storage.clone();
+        let flushed = self.rooms.storage_pool().run("the final flush", move || storage.flush()).await;
+        flushed.map_err(StartError::Storage)
     }
 }
 

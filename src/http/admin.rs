@@ -33,9 +33,10 @@ pub async fn handle(req: &HttpRequest, payload: web::Payload, state: &AppState) 
     let method = req.method().clone();
     match (method, segments.as_slice()) {
         (Method::GET, ["parties"]) => parties(state),
-        (Method::GET, ["parties", party, "rooms"]) => {
-            with_party(state, party, |party| rooms(state, party, req.query_string()))
-        }
+        (Method::GET, ["parties", party, "rooms"]) => match state.config.party(party) {
+            Some(party) => rooms(state, party, req.query_string()).await,
+            None => HttpResponse::NotFound().body(format!("Party {party} not found")),
+        },
         (Method::GET, ["parties", party, "rooms", room]) => match room_of(state, party, room) {
             Ok((party, key)) => dump(state, party, key).await,
             Err(refusal) => refusal.into(),
@@ -63,17 +64,6 @@ fn bearer_matches(req: &HttpRequest, token: &str) -> bool {
         given.len() == token.len()
             && given.bytes().zip(token.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
     })
-}
-
-fn with_party(
-    state: &AppState,
-    party: &str,
-    answer: impl FnOnce(&PartyConfig) -> HttpResponse,
-) -> HttpResponse {
-    match state.config.party(party) {
-        Some(party) => answer(party),
-        None => HttpResponse::NotFound().body(format!("Party {party} not found")),
-    }
 }
 
 /// An admin request that cannot be served, and the answer that says why.
@@ -121,7 +111,7 @@ struct RoomsQuery {
     limit: Option<usize>,
 }
 
-fn rooms(state: &AppState, party: &PartyConfig, query: &str) -> HttpResponse {
+async fn rooms(state: &AppState, party: &PartyConfig, query: &str) -> HttpResponse {
     let query: RoomsQuery = match parse_rooms_query(query) {
         Ok(query) => query,
         Err(error) => return HttpResponse::BadRequest().body(format!("bad query: {error}")),
@@ -130,9 +120,15 @@ fn rooms(state: &AppState, party: &PartyConfig, query: &str) -> HttpResponse {
     if limit == 0 || limit > MAX_PAGE {
         return HttpResponse::BadRequest().body(format!("limit must be 1 to {MAX_PAGE}"));
     }
-    let stored = match state.storage.list_rooms(&party.name, &query.prefix, query.after.as_deref(), limit) {
+    let (storage, name) = (state.storage.clone(), party.name.clone());
+    let listed = state
+        .rooms
+        .storage_pool()
+        .run("list rooms", move || storage.list_rooms(&name, &query.prefix, query.after.as_deref(), limit))
+        .await;
+    let stored = match listed {
         Ok(stored) => stored,
-        Err(error) => return HttpResponse::InternalServerError().body(error.to_string()),
+        Err(error) => return HttpResponse::ServiceUnavailable().body(error.to_string()),
     };
     let rooms: Vec<_> = stored
         .iter()
@@ -165,10 +161,13 @@ fn parse_rooms_query(query: &str) -> Result<RoomsQuery, String> {
 
 /// Whether the room has anything stored (the index knows every room ever written).
 /// Refuses rooms that have nothing stored (the index knows every room ever written).
-fn must_be_stored(state: &AppState, key: &RoomKey) -> Result<(), Refusal> {
+async fn must_be_stored(state: &AppState, key: &RoomKey) -> Result<(), Refusal> {
+    let (storage, asked) = (state.storage.clone(), key.clone());
     let listed = state
-        .storage
-        .list_rooms(key.party(), key.room(), None, 1)
+        .rooms
+        .storage_pool()
+        .run("look a room up", move || storage.list_rooms(asked.party(), asked.room(), None, 1))
+        .await
         .map_err(|error| Refusal::Internal(error.to_string()))?;
     match listed.first() {
         Some(stored) if stored.room == key.room() => Ok(()),
@@ -177,7 +176,7 @@ fn must_be_stored(state: &AppState, key: &RoomKey) -> Result<(), Refusal> {
 }
 
 async fn dump(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
-    if let Err(refusal) = must_be_stored(state, &key) {
+    if let Err(refusal) = must_be_stored(state, &key).await {
         return refusal.into();
     }
     let room = match state.rooms.room(party, key.clone()) {
@@ -204,7 +203,7 @@ async fn dump(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpRespon
 }
 
 async fn delete(state: &AppState, party: &PartyConfig, key: RoomKey) -> HttpResponse {
-    if let Err(refusal) = must_be_stored(state, &key) {
+    if let Err(refusal) = must_be_stored(state, &key).await {
         return refusal.into();
     }
     let room = match state.rooms.room(party, key.clone()) {

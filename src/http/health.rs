@@ -10,9 +10,10 @@ use crate::storage::RoomPath;
 const PROBE_ROOM: RoomPath<'static> = RoomPath { party: "/partyd", room: "readyz" };
 
 /// The Prometheus text exposition of the server's metrics.
-pub fn metrics(state: &AppState) -> HttpResponse {
+pub async fn metrics(state: &AppState) -> HttpResponse {
     state.metrics.live_rooms.set(state.rooms.live_count() as i64);
-    match state.storage.all_rooms() {
+    let storage = state.storage.clone();
+    match state.rooms.storage_pool().run("count stored rooms", move || storage.all_rooms()).await {
         Ok(rooms) => {
             let configured = rooms.iter().filter(|(party, _)| state.config.party(party).is_some()).count();
             state.metrics.stored_rooms.set(configured as i64);
@@ -32,8 +33,13 @@ pub async fn readyz(state: &AppState) -> HttpResponse {
     if let Some(error) = state.storage.write_failure() {
         return HttpResponse::ServiceUnavailable().content_type("text/plain").body(format!("{error}\n"));
     }
-    let result = match state.storage.write(PROBE_ROOM, Vec::new(), 0) {
-        Ok(()) => state.storage.durable().await,
+    let storage = state.storage.clone();
+    let pool = state.rooms.storage_pool();
+    let written = pool.run("the readiness probe", move || storage.write(PROBE_ROOM, Vec::new(), 0)).await;
+    let result = match written {
+        Ok(()) => tokio::time::timeout(pool.timeout(), state.storage.durable()).await.unwrap_or_else(|_| {
+            Err(crate::storage::StorageError::Stalled("the readiness probe's flush did not return".into()))
+        }),
         Err(error) => Err(error),
     };
     match result {

@@ -71,7 +71,7 @@ async fn route_request(req: &HttpRequest, payload: web::Payload, state: &AppStat
         match path {
             "/healthz" => return health::healthz(),
             "/readyz" => return health::readyz(state).await,
-            "/metrics" => return health::metrics(state),
+            "/metrics" => return health::metrics(state).await,
             _ => {}
         }
     }

@@ -90,7 +90,9 @@ async fn get(state: &AppState, party: &PartyConfig, key: RoomKey, mergeable: boo
     let body = match answer {
         Ok(GetResult::Store(body)) => body,
         Ok(GetResult::NoStore) => bytes::Bytes::new(),
-        Ok(GetResult::StorageFailed) => return HttpResponse::InternalServerError().body("storage error"),
+        Ok(GetResult::StorageFailed) => {
+            return HttpResponse::ServiceUnavailable().body("storage unavailable: the room could not be read")
+        }
         Err(_) => return super::shutting_down(),
     };
     HttpResponse::Ok().insert_header((header::CONTENT_TYPE, GET_CONTENT_TYPE)).body(body)

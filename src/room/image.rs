@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use super::persisted::room_path;
 use super::RoomKey;
-use crate::storage::Storage;
+use crate::storage::{Storage, StoragePool};
 
 /// Rooms storing less than this (about a thousand small cells) load by scanning in a few
 /// milliseconds; an image would only double their disk use.
@@ -16,15 +16,14 @@ const IMAGE_MIN_STORED_BYTES: u64 = 32 * 1024;
 /// Saves the room's image off the room's thread (it reads every entry) and waits for it, so the
 /// room, its only writer, writes nothing meanwhile. Failures are logged: the room then simply
 /// loads by scanning.
-pub async fn save_image(storage: &Arc<dyn Storage>, key: &RoomKey, stored_bytes: u64) {
+pub async fn save_image(pool: &StoragePool, storage: &Arc<dyn Storage>, key: &RoomKey, stored_bytes: u64) {
     if stored_bytes < IMAGE_MIN_STORED_BYTES {
         return;
     }
     let (storage, key) = (storage.clone(), key.clone());
     let started = Instant::now();
-    match tokio::task::spawn_blocking(move || storage.save_image(room_path(&key))).await {
-        Ok(Ok(())) => tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "room image saved"),
-        Ok(Err(error)) => tracing::warn!(%error, "cannot save the room's image; it will load by scanning"),
-        Err(error) => tracing::warn!(%error, "saving the room's image did not finish"),
+    match pool.run("save a room image", move || storage.save_image(room_path(&key))).await {
+        Ok(()) => tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "room image saved"),
+        Err(error) => tracing::warn!(%error, "cannot save the room's image; it will load by scanning"),
     }
 }

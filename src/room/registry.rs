@@ -14,7 +14,7 @@ use super::task::RoomTask;
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig};
 use crate::metrics::Metrics;
-use crate::storage::Storage;
+use crate::storage::{Storage, StoragePool};
 
 /// Why a room cannot be reached.
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -91,6 +91,8 @@ impl Drop for IpClaim {
 /// Every live room of the server.
 pub struct Rooms {
     storage: Arc<dyn Storage>,
+    /// Where rooms make their blocking storage calls.
+    pool: StoragePool,
     metrics: Arc<Metrics>,
     limits: Limits,
     live: Arc<LiveRooms>,
@@ -110,9 +112,10 @@ pub struct PartySummary {
 
 impl Rooms {
     /// An empty registry over `storage`; `limits` are the server's (for `max_live_rooms`).
-    pub fn new(storage: Arc<dyn Storage>, limits: &Limits, metrics: Arc<Metrics>) -> Self {
+    pub fn new(storage: Arc<dyn Storage>, pool: StoragePool, limits: &Limits, metrics: Arc<Metrics>) -> Self {
         Self {
             storage,
+            pool,
             metrics,
             limits: limits.clone(),
             live: Arc::default(),
@@ -120,6 +123,11 @@ impl Rooms {
             next_socket: AtomicU64::new(1),
             accepting: AtomicBool::new(true),
         }
+    }
+
+    /// Where blocking storage calls run (for the operator routes, which read storage directly).
+    pub fn storage_pool(&self) -> &StoragePool {
+        &self.pool
     }
 
     /// The room's handle, starting its task if the room is not live yet.
@@ -141,7 +149,14 @@ impl Rooms {
         let (commands, receiver) = mpsc::channel(self.limits.room_queue);
         let stats = Arc::new(RoomStats::default());
         let handle = RoomHandle::new(key.clone(), commands, stats.clone());
-        let task = RoomTask::new(key.clone(), self.storage.clone(), party, stats, self.metrics.clone());
+        let task = RoomTask::new(
+            key.clone(),
+            self.storage.clone(),
+            self.pool.clone(),
+            party,
+            stats,
+            self.metrics.clone(),
+        );
         tokio::spawn(task.run(receiver, self.live.clone(), self.limits.idle_unload));
         live.handles.insert(key, handle.clone());
         *live.per_party.entry(party.name.clone()).or_default() += 1;

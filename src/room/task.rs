@@ -26,7 +26,7 @@ use super::RoomKey;
 use crate::config::{Limits, PartyConfig, PartyKind};
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, Permissions, PersisterStore, PutOutcome};
-use crate::storage::{DurableTicket, EntryWrite, OpenRound, Storage, StorageError};
+use crate::storage::{DurableTicket, EntryWrite, OpenRound, Storage, StorageError, StoragePool};
 use crate::ws::close;
 use crate::ws::outbox::{Outbox, SendError};
 
@@ -101,6 +101,9 @@ pub(super) struct Round {
 pub(crate) struct RoomTask {
     key: RoomKey,
     storage: Arc<dyn Storage>,
+    /// Where the room's blocking storage calls (loads, deletes, images) run, each with a
+    /// deadline: the room's thread serves other rooms' sockets meanwhile.
+    pool: StoragePool,
     message_prefix: Arc<str>,
     storage_prefix: Arc<str>,
     limits: Limits,
@@ -126,6 +129,7 @@ impl RoomTask {
     pub(crate) fn new(
         key: RoomKey,
         storage: Arc<dyn Storage>,
+        pool: StoragePool,
         party: &PartyConfig,
         stats: Arc<RoomStats>,
         metrics: Arc<Metrics>,
@@ -135,6 +139,7 @@ impl RoomTask {
             metrics,
             key,
             storage,
+            pool,
             message_prefix: party.message_prefix.as_str().into(),
             storage_prefix: party.storage_prefix.as_str().into(),
             limits: party.limits.clone(),
@@ -210,7 +215,7 @@ impl RoomTask {
     /// Takes `first` and every command already queued (up to a bound) as one round and
     /// finishes it; true if the room is to stop.
     async fn run_round(&mut self, first: Command, commands: &mut mpsc::Receiver<Command>) -> bool {
-        self.ensure_loaded();
+        self.ensure_loaded().await;
         let mut round = Round::default();
         self.handle(first, &mut round);
         let mut handled = 1;
@@ -246,19 +251,26 @@ impl RoomTask {
         self.store.is_some() || self.sync.is_some()
     }
 
-    fn ensure_loaded(&mut self) {
+    /// Loads the room from storage unless it is in memory, on a storage thread: a stalled disk
+    /// costs this room its deadline, not the thread's other rooms.
+    async fn ensure_loaded(&mut self) {
         if self.is_loaded() {
             return;
         }
         let started = std::time::Instant::now();
+        let (storage, key) = (self.storage.clone(), self.key.clone());
         let loaded = match self.kind {
-            PartyKind::TinybasePersister => {
-                load_store(self.storage.as_ref(), &self.key).map(|store| self.store = Some(store))
-            }
+            PartyKind::TinybasePersister => self
+                .pool
+                .run("load a room", move || load_store(storage.as_ref(), &key))
+                .await
+                .map(|store| self.store = Some(store)),
             PartyKind::TinybaseSync => {
                 let unique_id = uuid::Uuid::new_v4().to_string();
                 let max_bytes = self.limits.max_room_bytes as u64;
-                load_mergeable(self.storage.as_ref(), &self.key, &unique_id, now_ms())
+                self.pool
+                    .run("load a room", move || load_mergeable(storage.as_ref(), &key, &unique_id, now_ms()))
+                    .await
                     .map(|store| self.sync = Some(SyncState::new(store, max_bytes)))
             }
         };
@@ -524,17 +536,37 @@ impl RoomTask {
             return Ok(());
         }
         let messages = joining.as_ref().map_or(1, |joining| joining.handled);
-        let (ticket, open) = self.storage.commit_open(
-            room_path(&self.key),
-            round.delete_room,
-            writes,
-            self.stored_bytes(),
-            messages,
-        );
-        match (open, joining) {
-            (Some(open), Some(joining)) => self.join_until_durable(ticket, &open, round, joining).await,
-            _ => ticket.await,
-        }
+        let stored_bytes = self.stored_bytes();
+        let (ticket, open) = if round.delete_room {
+            // Deleting reads every key of the room first: a storage call for a storage thread.
+            let (storage, key) = (self.storage.clone(), self.key.clone());
+            let submitted = self
+                .pool
+                .run("delete a room", move || {
+                    Ok(storage.commit_open(room_path(&key), true, writes, stored_bytes, messages))
+                })
+                .await;
+            match submitted {
+                Ok(submitted) => submitted,
+                Err(error) => return Err(error),
+            }
+        } else {
+            self.storage.commit_open(room_path(&self.key), false, writes, stored_bytes, messages)
+        };
+        let timeout = self.pool.timeout();
+        let durable = async {
+            match (open, joining) {
+                (Some(open), Some(joining)) => self.join_until_durable(ticket, &open, round, joining).await,
+                _ => ticket.await,
+            }
+        };
+        // A commit that never returns (a stalled disk) fails the round at the deadline: nothing
+        // of it is acknowledged, and the room reloads what storage holds once it answers.
+        tokio::time::timeout(timeout, durable).await.unwrap_or_else(|_| {
+            Err(StorageError::Stalled(
+                format!("the commit did not return within {} s", timeout.as_secs_f64()).into(),
+            ))
+        })
     }
 
     /// Waits for `ticket`, meanwhile adding the changes that arrive to the round while its
@@ -583,7 +615,7 @@ impl RoomTask {
     /// Leaves an image of a big room in storage for its next load (see [`super::image`]).
     async fn save_image(&self) {
         if self.is_loaded() {
-            super::image::save_image(&self.storage, &self.key, self.stored_bytes()).await;
+            super::image::save_image(&self.pool, &self.storage, &self.key, self.stored_bytes()).await;
         }
     }
 
@@ -629,10 +661,10 @@ impl RoomTask {
         }
         let reason = if error.is_full() { "storage full" } else { "storage error" };
         self.close_all(close::INTERNAL_ERROR, reason);
+        // The next round loads the room again from what storage holds.
         self.store = None;
         self.sync = None;
         self.cached_body = None;
-        self.ensure_loaded();
     }
 
     /// Sends a frame to every socket whose connection id is not `exclude`; a socket that cannot

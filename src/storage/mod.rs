@@ -10,6 +10,7 @@ mod image;
 mod journal;
 pub mod layout;
 mod ops;
+mod pool;
 mod sled_store;
 
 use std::future::Future;
@@ -21,6 +22,7 @@ use std::task::{Context, Poll};
 use tokio::sync::oneshot;
 
 pub use flusher::{FlushObserver, FlushStats, Pacing};
+pub use pool::StoragePool;
 /// The free space partyd keeps in reserve under the data dir by default: sled is not offered a
 /// batch that would leave less (see `applier`).
 pub const DEFAULT_RESERVE_BYTES: u64 = 32 << 20;
@@ -71,6 +73,9 @@ pub enum StorageError {
     /// writes are refused until space returns, reads go on.
     #[error("storage full: {0}")]
     Full(Arc<str>),
+    /// Storage did not answer in time (a stalled disk); the call may still complete.
+    #[error("storage stalled: {0}")]
+    Stalled(Arc<str>),
 }
 
 impl StorageError {
