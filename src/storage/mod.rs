@@ -9,6 +9,7 @@ mod flusher;
 mod image;
 mod journal;
 pub mod layout;
+mod leftovers;
 mod ops;
 mod sled_store;
 

@@ -11,6 +11,7 @@ use super::flusher::{FlushObserver, FlushStats, Flusher, Pacing};
 use super::image;
 use super::journal::{AppendError, Journal, BLOCK};
 use super::layout::{decode_index_key, index_key, index_party_prefix, index_prefix, room_prefix};
+use super::leftovers;
 use super::ops::Ops;
 use super::{
     DurableTicket, EntryWrite, OpenRound, PendingWrites, RoomEntries, RoomMeta, RoomPath, Storage,
@@ -48,22 +49,16 @@ pub struct SledStorage {
 
 impl SledStorage {
     /// Opens (creating if needed) the database under `dir` and starts the flusher with the
-    /// default group-commit window. Never deletes or repairs anything: a locked or corrupt dir
-    /// is an error naming it.
+    /// default group-commit window. Repairs nothing and deletes only an incomplete snapshot an
+    /// interrupted open of sled left (see [`leftovers`]): a locked or corrupt dir is an error
+    /// naming it, and a failed open changes nothing the next one needs.
     pub fn open(dir: &Path) -> Result<Arc<Self>, StorageError> {
         Self::open_with_pacing(dir, Pacing::scaled(super::DEFAULT_GROUP_COMMIT_WINDOW))
     }
 
     /// Like [`Self::open`]; under load, group commits wait as `pacing` says.
     pub fn open_with_pacing(dir: &Path, pacing: Pacing) -> Result<Arc<Self>, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|error| io_error(dir, &error))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            // Durability is ours: the group-commit flusher flushes after every write round.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|error| open_error(dir, error))?;
+        let db = open_db(dir)?;
         let (applier, nudge) = Applier::start(db.clone()).map_err(|error| io_error(dir, &error))?;
         let checkpointed = applier.clone();
         let mut journal = Journal::open(
@@ -102,6 +97,20 @@ impl SledStorage {
         self.applier.settle().expect("settles");
         self.db.len()
     }
+}
+
+/// Opens (creating if needed) sled under `dir`, first removing what an interrupted open of sled
+/// left that would stop this one (see [`leftovers`]).
+fn open_db(dir: &Path) -> Result<sled::Db, StorageError> {
+    std::fs::create_dir_all(dir).map_err(|error| io_error(dir, &error))?;
+    leftovers::remove_incomplete_snapshots(dir)?;
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(CACHE_CAPACITY_BYTES)
+        // Durability is ours: the group-commit flusher flushes after every write round.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|error| open_error(dir, error))
 }
 
 /// Sorts sled's open errors. sled 0.34 reports a held lock (an flock on `<dir>/db`, taken per
