@@ -25,7 +25,7 @@ const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// Each journal file: 8 MiB (2,048 blocks, the first its header; a group commit takes at least
 /// one), so a checkpoint (one sled flush) comes at most once every 2,047 group commits, and
 /// replay at open reads little.
-const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
+pub(super) const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
 
 /// A unit of work for the group-commit thread (by default, a plain flush).
 #[derive(Debug, Default)]
@@ -50,8 +50,9 @@ pub struct SledStorage {
 impl SledStorage {
     /// Opens (creating if needed) the database under `dir` and starts the flusher with the
     /// default group-commit window. Repairs nothing and deletes only an incomplete snapshot an
-    /// interrupted open of sled left (see [`leftovers`]): a locked or corrupt dir is an error
-    /// naming it, and a failed open changes nothing the next one needs.
+    /// interrupted open of sled left (see [`leftovers`]): a locked or corrupt dir, or a journal
+    /// that cannot be replayed whole, is an error naming it, and a failed open changes nothing
+    /// the next one needs.
     pub fn open(dir: &Path) -> Result<Arc<Self>, StorageError> {
         Self::open_with_pacing(dir, Pacing::scaled(super::DEFAULT_GROUP_COMMIT_WINDOW))
     }
@@ -59,11 +60,13 @@ impl SledStorage {
     /// Like [`Self::open`]; under load, group commits wait as `pacing` says.
     pub fn open_with_pacing(dir: &Path, pacing: Pacing) -> Result<Arc<Self>, StorageError> {
         let db = open_db(dir)?;
+        let engine_holds_data = db.first().map_err(engine_error)?.is_some();
         let (applier, nudge) = Applier::start(db.clone()).map_err(|error| io_error(dir, &error))?;
         let checkpointed = applier.clone();
         let mut journal = Journal::open(
             dir,
             JOURNAL_BLOCKS,
+            engine_holds_data,
             |ops| apply(&db, ops),
             Box::new(move || checkpointed.flush()),
         )?;
@@ -101,7 +104,7 @@ impl SledStorage {
 
 /// Opens (creating if needed) sled under `dir`, first removing what an interrupted open of sled
 /// left that would stop this one (see [`leftovers`]).
-fn open_db(dir: &Path) -> Result<sled::Db, StorageError> {
+pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StorageError> {
     std::fs::create_dir_all(dir).map_err(|error| io_error(dir, &error))?;
     leftovers::remove_incomplete_snapshots(dir)?;
     sled::Config::new()

@@ -4,14 +4,19 @@
 //! engine durable (one engine flush for the whole file's worth of rounds), then empties the full
 //! file by starting a new epoch in its header. At open, records of both files are replayed in
 //! epoch order. Replaying is idempotent: every record holds whole key writes and removals.
+//!
+//! A journal that cannot be replayed whole (see [`survey`]) stops the open before anything is
+//! written; `partyd recover` ([`super::recover`]) salvages it.
 
 mod file;
+pub mod survey;
 
 use std::path::Path;
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use file::{AlignedBuffer, JournalFile};
+use survey::Survey;
 
 use super::{ops, StorageError};
 
@@ -25,7 +30,7 @@ pub type Checkpoint = Box<dyn Fn() -> Result<(), StorageError> + Send + 'static>
 const CHECKPOINT_WAIT_WARNING: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The journal files' names under the data dir.
-const FILE_NAMES: [&str; 2] = ["partyd-journal-0", "partyd-journal-1"];
+pub const FILE_NAMES: [&str; 2] = ["partyd-journal-0", "partyd-journal-1"];
 
 /// What the writer and the checkpointer share.
 struct Shared {
@@ -70,29 +75,38 @@ pub enum AppendError {
 
 impl Journal {
     /// Replays every record found under `dir` (oldest first, through `replay`), checkpoints
-    /// when there were any, then empties both files and starts the checkpointer.
+    /// when there were any, then empties both files and starts the checkpointer. A journal that
+    /// cannot be replayed whole is an error naming each file and what is wrong, and nothing is
+    /// changed; `engine_holds_data` says whether missing files can be those of a new data dir.
     pub fn open(
         dir: &Path,
         blocks: usize,
+        engine_holds_data: bool,
         mut replay: impl FnMut(ops::Ops) -> Result<(), StorageError>,
         checkpoint: Checkpoint,
     ) -> Result<Self, StorageError> {
         let io =
             |error: std::io::Error| StorageError::Io(format!("journal in {}: {error}", dir.display()).into());
         let paths = FILE_NAMES.map(|name| dir.join(name));
-        let mut found = Vec::new();
-        for path in &paths {
-            found.push(file::read(path).map_err(io)?);
+        let survey = Survey::read(dir).map_err(io)?;
+        let problems = survey.problems(engine_holds_data);
+        if !problems.is_empty() {
+            return Err(StorageError::Journal { path: dir.to_owned(), detail: problems.join("; ") });
         }
-        found.sort_by_key(|contents| contents.epoch);
-        let last_epoch = found.iter().filter_map(|contents| contents.epoch).max().unwrap_or(0);
+        for (name, torn) in survey.torn() {
+            tracing::warn!(
+                "{name}: record {} at block {} is incomplete or damaged and nothing valid follows it: the \
+                 write the crash interrupted, which never returned, so none of it was acknowledged; \
+                 replaying the {} records before it in that file",
+                torn.seq,
+                torn.block,
+                torn.seq
+            );
+        }
+        let last_epoch = survey.last_epoch();
         let mut replayed = 0usize;
-        for payload in found.into_iter().flat_map(|contents| contents.records) {
-            let ops = ops::decode(&payload).ok_or_else(|| StorageError::Corrupt {
-                path: dir.to_owned(),
-                detail: "a journal record with a valid checksum does not decode".into(),
-            })?;
-            replay(ops)?;
+        for record in survey.into_records() {
+            replay(record.ops)?;
             replayed += 1;
         }
         if replayed > 0 {
@@ -228,7 +242,20 @@ impl Drop for Journal {
     }
 }
 
-/// A journal file's write (`what`: write or reset) failed.
+/// Creates both journal files afresh under `dir` (where neither is now), empty, in epochs after
+/// `last_epoch`: for `partyd recover`, once the damaged ones are moved aside.
+pub fn recreate(dir: &Path, blocks: usize, last_epoch: u64) -> Result<(), StorageError> {
+    let mut buffer = AlignedBuffer::default();
+    let paths = FILE_NAMES.map(|name| dir.join(name));
+    for (path, epoch) in paths.iter().zip([last_epoch + 1, last_epoch + 2]) {
+        JournalFile::create_or_open(path, blocks)
+            .and_then(|file| file.reset(epoch, &mut buffer))
+            .map_err(|error| io_failure("create", &error))?;
+    }
+    Ok(())
+}
+
+/// A journal file's write (`what`: write, reset or create) failed.
 fn io_failure(what: &str, error: &std::io::Error) -> StorageError {
     StorageError::Io(format!("journal {what}: {error}").into())
 }
