@@ -310,6 +310,11 @@ impl JournalFile {
         self.write_at(bytes, at)
     }
 
+    /// Zeroes block `at`: whatever part of a record a failed write left there is gone.
+    pub fn clear(&self, at: usize, buffer: &mut AlignedBuffer) -> io::Result<()> {
+        self.write_at(buffer.zeroed(BLOCK), at)
+    }
+
     fn write_at(&self, bytes: &[u8], block: usize) -> io::Result<()> {
         self.file
             .write_all_at(bytes, (block * BLOCK) as u64)

@@ -59,6 +59,9 @@ pub struct Journal {
     next_seq: u64,
     buffer: AlignedBuffer,
     payload: Vec<u8>,
+    /// The last record write failed, so the block at `next_block` may hold part of a record
+    /// nobody was told is durable (the next record is written over it).
+    unfinished: bool,
     shared: Arc<Shared>,
     retire: Option<mpsc::Sender<usize>>,
     checkpointer: Option<JoinHandle<()>>,
@@ -146,6 +149,7 @@ impl Journal {
             next_seq: 0,
             buffer,
             payload: Vec::new(),
+            unfinished: false,
             shared,
             retire: Some(retire),
             checkpointer: Some(checkpointer),
@@ -166,8 +170,10 @@ impl Journal {
         }
         let epoch = self.lock().epochs[self.active];
         let file = &self.files[self.active];
-        file.write_record(self.next_block, epoch, self.next_seq, &self.payload, &mut self.buffer)
-            .map_err(|error| AppendError::Storage(io_failure("write", &error)))?;
+        let written =
+            file.write_record(self.next_block, epoch, self.next_seq, &self.payload, &mut self.buffer);
+        self.unfinished = written.is_err();
+        written.map_err(|error| AppendError::Storage(io_failure("write", &error)))?;
         self.next_block += needed;
         self.next_seq += 1;
         Ok(())
@@ -186,11 +192,21 @@ impl Journal {
         }
         self.next_block = 1;
         self.next_seq = 0;
+        self.unfinished = false;
         Ok(())
     }
 
     /// The active file is full: hand it to the checkpointer and continue in the other one.
     fn switch(&mut self) -> Result<(), StorageError> {
+        if self.unfinished {
+            // A failed write may have left part of a record where this file's records end; left
+            // there, records in the other file would make it look like an acknowledged record
+            // damaged since, and the next open would refuse to start.
+            self.files[self.active]
+                .clear(self.next_block, &mut self.buffer)
+                .map_err(|error| io_failure("write", &error))?;
+            self.unfinished = false;
+        }
         let other = 1 - self.active;
         let started = std::time::Instant::now();
         self.wait_empty(other)?;
