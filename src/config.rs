@@ -96,6 +96,11 @@ pub enum Command {
         /// The room.
         room: String,
     },
+    /// Salvages a journal that stops startup: replays every record that can be read into the
+    /// database, reports what is lost, moves the journal files into `<data dir>/damaged-<unix
+    /// seconds>/` and leaves the data dir so that partyd starts. Changes nothing when there is
+    /// nothing to recover.
+    Recover,
     /// Checks the configuration file (and the flags) and exits: 0 and a summary when it is
     /// valid, 2 and what is wrong when it is not. Opens no storage.
     CheckConfig,

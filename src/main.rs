@@ -1,5 +1,5 @@
 //! The `partyd` binary: parse the command line, load the configuration, then either run an
-//! offline command (export, import, dump, check-config) or open storage and serve until
+//! offline command (export, import, dump, recover, check-config) or open storage and serve until
 //! SIGINT/SIGTERM.
 
 use std::io::IsTerminal as _;
@@ -53,6 +53,9 @@ fn offline(config: &Config, command: &Command) -> ExitCode {
         Command::Import { replace } => partyd::cli::import(config, *replace, std::io::stdin().lock())
             .map(|count| eprintln!("partyd: imported {count} rooms")),
         Command::Dump { party, room } => partyd::cli::dump(config, party, room, &mut stdout.lock()),
+        Command::Recover => partyd::storage::recover::recover(&config.data_dir)
+            .map(|report| print!("{report}"))
+            .map_err(partyd::cli::CliError::from),
         Command::CheckConfig => Ok(()),
     };
     match result {

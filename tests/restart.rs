@@ -1,6 +1,7 @@
 //! A graceful restart of the real binary (SIGTERM, exit 0, start again on the same data dir)
 //! keeps every room byte for byte, and closes open sockets with 1001; a big room comes back
-//! from its image, which a later change replaces.
+//! from its image, which a later change replaces. An empty `.generating` snapshot that an
+//! interrupted start left (sled writes one at every open) does not stop the next start.
 
 mod common;
 
@@ -132,4 +133,27 @@ fn a_bad_config_stops_startup_naming_the_key_and_the_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("bad.toml") && stderr.contains("parties.main.store_path"), "{stderr}");
     assert!(!dir.path().join("data").exists(), "nothing was created");
+}
+
+#[actix_web::test]
+async fn an_empty_generating_snapshot_left_by_an_interrupted_start_does_not_stop_the_next() {
+    let dir = data_dir();
+    let partyd = Partyd::spawn(dir.path());
+    assert_eq!(put(partyd.addr, "/parties/main/snap/store", "[{},{\"v\":7}]").await, StatusCode::CREATED);
+    assert!(partyd.terminate().success());
+    // sled names a snapshot by the log position it covers; the one an interrupted start was
+    // writing covers more than the last complete one, so it sorts after it.
+    let newest = std::fs::read_dir(dir.path().join("data"))
+        .unwrap()
+        .filter_map(|entry| entry.unwrap().file_name().into_string().ok())
+        .filter_map(|name| name.strip_prefix("snap.").and_then(|lsn| u64::from_str_radix(lsn, 16).ok()))
+        .max()
+        .unwrap_or(0);
+    let leftover = dir.path().join("data").join(format!("snap.{:016X}.generating", newest + 1));
+    std::fs::write(&leftover, b"").unwrap();
+
+    let partyd = Partyd::spawn(dir.path());
+    assert_eq!(get_body(partyd.addr, "/parties/main/snap/store").await, "[{},{\"v\":7}]");
+    assert!(!leftover.exists(), "the incomplete snapshot was removed");
+    assert!(partyd.terminate().success());
 }

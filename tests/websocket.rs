@@ -98,16 +98,8 @@ async fn garbage_is_ignored_and_the_socket_stays_usable() {
     );
     let mut a = connect(addr, "main", "g", "a").await;
     let mut b = connect(addr, "main", "g", "b").await;
-    for frame in [
-        "",
-        "s",
-        "x",
-        "snull",
-        "s[{},{\"v\":1},2]",
-        "s[{\"t\":[1]},{},1]",
-        "s[{},{\"v\":1e400},1]",
-        "s[{},{\"v\":\"\\udc00\"},1]",
-    ] {
+    for frame in ["", "s", "x", "snull", "s[{},{\"v\":1},2]", "s[{\"t\":[1]},{},1]", "s[{},{\"v\":1e400},1]"]
+    {
         a.send(frame).await;
     }
     a.send_binary(b"s[{},{\"v\":\"binary\"},1]").await;

@@ -1,10 +1,13 @@
 //! JSON exactly as JavaScript's `JSON.parse` and `JSON.stringify` treat it: correctly rounded
 //! doubles (overflow to ±Infinity), JavaScript's own-key order for objects, duplicate keys
-//! resolved as JavaScript does, and numbers printed as `Number#toString` prints them.
-//! (serde_json cannot parse `1e400` to Infinity without crate-wide feature flags.)
+//! resolved as JavaScript does, numbers printed as `Number#toString` prints them, and strings
+//! that are any UTF-16, lone surrogates included (held as [`surrogates`] describes).
+//! (serde_json cannot parse `1e400` to Infinity without crate-wide feature flags, and refuses
+//! lone surrogates.)
 
 use std::collections::HashMap;
 
+pub mod surrogates;
 mod write;
 
 pub use write::{escape_char, write_number, write_stored, write_string, write_wire};
@@ -27,11 +30,11 @@ pub enum JsValue {
     Bool(bool),
     /// A double (may be ±Infinity after overflow).
     Number(f64),
-    /// A string.
+    /// A string, held as [`surrogates`] describes (itself unless it has a lone surrogate or U+FDD0).
     String(String),
     /// An array.
     Array(Vec<JsValue>),
-    /// An object, members in JavaScript's own-key order.
+    /// An object, members in JavaScript's own-key order; keys are held like strings.
     Object(Vec<(String, JsValue)>),
 }
 
@@ -209,13 +212,14 @@ impl Parser<'_> {
         }
     }
 
+    /// A string, held as [`surrogates`] describes.
     fn string(&mut self) -> Result<String, JsonError> {
         self.at += 1;
         let mut out = String::new();
         loop {
             let run_start = self.at;
             while let Some(byte) = self.peek() {
-                if byte == b'"' || byte == b'\\' || byte < 0x20 {
+                if byte == b'"' || byte == b'\\' || byte < 0x20 || self.at_held_escape() {
                     break;
                 }
                 self.at += 1;
@@ -230,10 +234,20 @@ impl Parser<'_> {
                     self.at += 1;
                     self.escape(&mut out)?;
                 }
+                Some(_) if self.at_held_escape() => {
+                    surrogates::push_char(&mut out, surrogates::ESCAPE);
+                    self.at += surrogates::ESCAPE_UTF8.len();
+                }
                 Some(_) => return Err(self.error("control character in a string")),
                 None => return Err(self.error("unterminated string")),
             }
         }
+    }
+
+    /// Whether the text goes on with U+FDD0, which a held string doubles.
+    fn at_held_escape(&self) -> bool {
+        self.bytes[self.at] == surrogates::ESCAPE_UTF8[0]
+            && self.bytes[self.at..].starts_with(surrogates::ESCAPE_UTF8)
     }
 
     fn escape(&mut self, out: &mut String) -> Result<(), JsonError> {
@@ -248,10 +262,7 @@ impl Parser<'_> {
             b'n' => '\n',
             b'r' => '\r',
             b't' => '\t',
-            b'u' => {
-                out.push(self.unicode_escape()?);
-                return Ok(());
-            }
+            b'u' => return self.unicode_escape(out),
             _ => return Err(self.error("unknown escape")),
         };
         out.push(simple);
@@ -267,24 +278,34 @@ impl Parser<'_> {
         u32::from_str_radix(digits, 16).map_err(|_| self.error("bad \\u escape"))
     }
 
-    fn unicode_escape(&mut self) -> Result<char, JsonError> {
-        let first = self.hex4()?;
-        let code = match first {
-            0xD800..=0xDBFF => {
-                if !self.bytes[self.at..].starts_with(b"\\u") {
-                    return Err(self.error("lone surrogate (not representable)"));
-                }
-                self.at += 2;
-                let second = self.hex4()?;
-                if !(0xDC00..=0xDFFF).contains(&second) {
-                    return Err(self.error("lone surrogate (not representable)"));
-                }
-                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+    /// `\uXXXX`, or a pair of them that makes one character. Like `JSON.parse`, a surrogate
+    /// without its other half is kept as it is, a lone code unit of the string.
+    fn unicode_escape(&mut self, out: &mut String) -> Result<(), JsonError> {
+        let unit = self.hex4()?;
+        if (0xD800..=0xDBFF).contains(&unit) {
+            if let Some(low) = self.low_surrogate_escape() {
+                let code = 0x10000 + ((unit - 0xD800) << 10) + (low - 0xDC00);
+                let c = char::from_u32(code).ok_or_else(|| self.error("bad \\u escape"))?;
+                surrogates::push_char(out, c);
+                return Ok(());
             }
-            0xDC00..=0xDFFF => return Err(self.error("lone surrogate (not representable)")),
-            code => code,
-        };
-        char::from_u32(code).ok_or_else(|| self.error("bad \\u escape"))
+        }
+        match char::from_u32(unit) {
+            Some(c) => surrogates::push_char(out, c),
+            None => surrogates::push_lone_surrogate(out, unit as u16),
+        }
+        Ok(())
+    }
+
+    /// Takes a following `\uDC00`–`\uDFFF` (the low half of a pair); leaves anything else.
+    fn low_surrogate_escape(&mut self) -> Option<u32> {
+        let digits = self.text.get(self.at + 2..self.at + 6)?;
+        if !self.bytes[self.at..].starts_with(b"\\u") || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let unit = u32::from_str_radix(digits, 16).ok().filter(|unit| (0xDC00..=0xDFFF).contains(unit))?;
+        self.at += 6;
+        Some(unit)
     }
 }
 

@@ -9,8 +9,10 @@ mod flusher;
 mod image;
 mod journal;
 pub mod layout;
+mod leftovers;
 mod ops;
 mod pool;
+pub mod recover;
 mod sled_store;
 
 use std::future::Future;
@@ -64,6 +66,17 @@ pub enum StorageError {
         /// The data dir.
         path: PathBuf,
         /// What sled said.
+        detail: String,
+    },
+    /// The journal cannot be replayed whole: starting would lose acknowledged writes.
+    #[error(
+        "journal in data dir {path} cannot be fully replayed: {detail}; start refused, nothing was changed; \
+         run `partyd recover` to replay what can be read and move the damaged journal aside"
+    )]
+    Journal {
+        /// The data dir.
+        path: PathBuf,
+        /// Each file and what is wrong with it.
         detail: String,
     },
     /// An I/O or engine error (shared by every waiter of a failed flush).

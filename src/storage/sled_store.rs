@@ -11,6 +11,7 @@ use super::flusher::{FlushObserver, FlushStats, Flusher, Pacing};
 use super::image;
 use super::journal::{AppendError, Journal, BLOCK};
 use super::layout::{decode_index_key, index_key, index_party_prefix, index_prefix, room_prefix};
+use super::leftovers;
 use super::ops::Ops;
 use super::{
     DurableTicket, EntryWrite, OpenRound, PendingWrites, RoomEntries, RoomMeta, RoomPath, Storage,
@@ -24,7 +25,7 @@ const CACHE_CAPACITY_BYTES: u64 = 64 * 1024 * 1024;
 /// Each journal file: 8 MiB (2,048 blocks, the first its header; a group commit takes at least
 /// one), so a checkpoint (one sled flush) comes at most once every 2,047 group commits, and
 /// replay at open reads little.
-const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
+pub(super) const JOURNAL_BLOCKS: usize = (8 << 20) / BLOCK;
 
 /// A unit of work for the group-commit thread (by default, a plain flush).
 #[derive(Debug, Default)]
@@ -51,8 +52,10 @@ pub struct SledStorage {
 
 impl SledStorage {
     /// Opens (creating if needed) the database under `dir` and starts the flusher with the
-    /// default group-commit window. Never deletes or repairs anything: a locked or corrupt dir
-    /// is an error naming it.
+    /// default group-commit window. Repairs nothing and deletes only an incomplete snapshot an
+    /// interrupted open of sled left (see [`leftovers`]): a locked or corrupt dir, or a journal
+    /// that cannot be replayed whole, is an error naming it, and a failed open changes nothing
+    /// the next one needs.
     pub fn open(dir: &Path) -> Result<Arc<Self>, StorageError> {
         Self::open_with_pacing(dir, Pacing::scaled(super::DEFAULT_GROUP_COMMIT_WINDOW))
     }
@@ -66,20 +69,15 @@ impl SledStorage {
     /// would leave less is kept queued (and writes are refused once the journal is full)
     /// instead of being offered to sled.
     pub fn open_with(dir: &Path, pacing: Pacing, reserve_bytes: u64) -> Result<Arc<Self>, StorageError> {
-        std::fs::create_dir_all(dir).map_err(|error| io_error(dir, &error))?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_CAPACITY_BYTES)
-            // Durability is ours: the group-commit flusher flushes after every write round.
-            .flush_every_ms(None)
-            .open()
-            .map_err(|error| open_error(dir, error))?;
+        let db = open_db(dir)?;
+        let engine_holds_data = db.first().map_err(engine_error)?.is_some();
         let space = SpaceGuard::new(dir.to_owned(), reserve_bytes);
         let (applier, nudge) = Applier::start(db.clone(), space).map_err(|error| io_error(dir, &error))?;
         let checkpointed = applier.clone();
         let mut journal = Journal::open(
             dir,
             JOURNAL_BLOCKS,
+            engine_holds_data,
             |ops| applier.apply(ops),
             Box::new(move || checkpointed.flush()),
         )?;
@@ -118,6 +116,20 @@ impl SledStorage {
         self.applier.settle().expect("settles");
         self.db.len()
     }
+}
+
+/// Opens (creating if needed) sled under `dir`, first removing what an interrupted open of sled
+/// left that would stop this one (see [`leftovers`]).
+pub(super) fn open_db(dir: &Path) -> Result<sled::Db, StorageError> {
+    std::fs::create_dir_all(dir).map_err(|error| io_error(dir, &error))?;
+    leftovers::remove_incomplete_snapshots(dir)?;
+    sled::Config::new()
+        .path(dir)
+        .cache_capacity(CACHE_CAPACITY_BYTES)
+        // Durability is ours: the group-commit flusher flushes after every write round.
+        .flush_every_ms(None)
+        .open()
+        .map_err(|error| open_error(dir, error))
 }
 
 /// Sorts sled's open errors. sled 0.34 reports a held lock (an flock on `<dir>/db`, taken per

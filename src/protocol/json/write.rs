@@ -1,6 +1,9 @@
 //! Writing JSON as JavaScript's `JSON.stringify` does: the stored form (GET) and the broadcast
 //! form (markers written back), numbers as `Number#toString`, strings with JSON's escapes only.
 
+use std::fmt::Write as _;
+
+use super::surrogates::{self, Piece};
 use super::{JsValue, MARKER};
 
 /// Appends `JSON.stringify(value)` as stored and served by GET: `undefined` in an array prints
@@ -62,8 +65,8 @@ pub fn write_number(n: f64, out: &mut String) {
     }
 }
 
-/// Appends `JSON.stringify(s)`: quotes, `\"`, `\\`, the short escapes, `\u00xx` for other
-/// control characters, everything else raw.
+/// Appends `JSON.stringify(s)` of a held string: quotes, `\"`, `\\`, the short escapes,
+/// `\u00xx` for other control characters, `\udxxx` for lone surrogates, everything else raw.
 pub fn write_string(s: &str, out: &mut String) {
     out.push('"');
     escape_into(s, out);
@@ -89,6 +92,11 @@ pub fn escape_char(c: char) -> Option<&'static str> {
 fn escape_into(s: &str, out: &mut String) {
     let mut run_start = 0;
     for (i, c) in s.char_indices() {
+        if c == surrogates::ESCAPE {
+            // The rest holds lone surrogates or U+FDD0: read it piece by piece.
+            out.push_str(&s[run_start..i]);
+            return escape_held_into(&s[i..], out);
+        }
         if let Some(escape) = escape_char(c) {
             out.push_str(&s[run_start..i]);
             out.push_str(escape);
@@ -96,4 +104,19 @@ fn escape_into(s: &str, out: &mut String) {
         }
     }
     out.push_str(&s[run_start..]);
+}
+
+fn escape_held_into(s: &str, out: &mut String) {
+    for piece in surrogates::pieces(s) {
+        match piece {
+            Piece::Char(c) => match escape_char(c) {
+                Some(escape) => out.push_str(escape),
+                None => out.push(c),
+            },
+            // Lowercase hex, as JSON.stringify writes it.
+            Piece::Lone(unit) => {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
 }

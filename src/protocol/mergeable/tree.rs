@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 
-use super::hash::hash;
+use super::hash::{hash, hash_bytes};
 use super::hlc::{is_valid, Clock, MAX_FUTURE_OFFSET_MS};
 use crate::protocol::json::{self, JsValue};
 
@@ -154,13 +154,14 @@ fn term(id: &str, child_hash: u32) -> u32 {
     hash(&format!("{id}:{child_hash}"))
 }
 
-/// The hash of a leaf value at an HLC: `H(JSON(value ?? null) ":" hlc)`.
+/// The hash of a leaf value at an HLC: `H(JSON(value ?? null) ":" hlc)`. The JSON is text, not a
+/// held string (its lone surrogates are `\udxxx` escapes), so its bytes are hashed as they are.
 pub fn leaf_hash(value: &JsValue, hlc: &str) -> u32 {
     let mut text = String::new();
     json::write_stored(value, &mut text);
     text.push(':');
     text.push_str(hlc);
-    hash(&text)
+    hash_bytes(text.as_bytes())
 }
 
 /// Applies a container's incoming HLC (spec §2.5 step 1.2) and returns the folded hash.

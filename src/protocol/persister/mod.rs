@@ -1,6 +1,6 @@
 //! The `tinybase-persister` kind (TinyBase's PartyKit persister protocol): validating PUT
 //! bodies and `s` changes, the room's store in memory, and its GET rendering, byte-exact with
-//! TinyBase 10's server class. See `../shared/spec/partykit-persister.md`.
+//! TinyBase 10's server class. See the protocol notes `partykit-persister.md`.
 
 mod parse;
 mod permissions;
@@ -13,6 +13,8 @@ mod tests_edges;
 mod tests_model;
 #[cfg(test)]
 mod tests_reference;
+#[cfg(test)]
+mod tests_surrogates;
 
 pub use parse::{parse_changes, parse_content, parse_frame, IgnoredFrame, InvalidContent};
 pub use permissions::{CellType, Permissions};

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet};
 
 use super::{CellChange, CellText, Changes, Content, RowChange, TableChange};
+use crate::protocol::json::surrogates;
 
 /// The type a schema gives a cell or value. Objects and arrays also match TinyBase 10's
 /// encoding of them as strings (U+FFFD followed by their JSON).
@@ -76,11 +77,11 @@ impl Permissions {
     }
 
     fn cell_fits(&self, table: &str, cell: &str, text: &CellText) -> bool {
-        self.table_schemas.get(table).is_none_or(|schema| schema.get(cell) == Some(&CellType::of(text)))
+        get(&self.table_schemas, table).is_none_or(|schema| get(schema, cell) == Some(&CellType::of(text)))
     }
 
     fn value_fits(&self, value: &str, text: &CellText) -> bool {
-        self.value_schema.as_ref().is_none_or(|schema| schema.get(value) == Some(&CellType::of(text)))
+        self.value_schema.as_ref().is_none_or(|schema| get(schema, value) == Some(&CellType::of(text)))
     }
 
     /// The initial save: only the schema applies (read-only parts may be written by a PUT).
@@ -110,7 +111,7 @@ impl Permissions {
             }
         }
         for (value, change) in changes.values {
-            let allowed = !self.read_only_values.contains(&value)
+            let allowed = !listed(&self.read_only_values, &value)
                 && change.as_ref().is_none_or(|cell: &CellChange| self.value_fits(&value, &cell.stored));
             if allowed {
                 accepted.values.push((value, change))
@@ -123,10 +124,10 @@ impl Permissions {
     }
 
     fn split_table(&self, table: &str, change: TableChange) -> (Option<TableChange>, Option<TableChange>) {
-        if self.read_only_tables.contains(table) {
+        if listed(&self.read_only_tables, table) {
             return (None, Some(change));
         }
-        let no_delete = self.no_delete_tables.contains(table);
+        let no_delete = listed(&self.no_delete_tables, table);
         let rows = match change {
             TableChange::Delete if no_delete => return (None, Some(TableChange::Delete)),
             TableChange::Delete => return (Some(TableChange::Delete), None),
@@ -156,4 +157,16 @@ impl Permissions {
         let some = |rows: Vec<(String, RowChange)>| (!rows.is_empty()).then_some(TableChange::Rows(rows));
         (some(ok_rows), some(no_rows))
     }
+}
+
+/// Whether an id is one of party.toml's names. Ids are held as `json::surrogates` describes and
+/// names are plain text, so they are compared as text (an id with a lone surrogate is no name:
+/// TOML cannot write one).
+fn listed(names: &HashSet<String>, id: &str) -> bool {
+    surrogates::to_plain(id).is_some_and(|id| names.contains(id.as_ref()))
+}
+
+/// What party.toml gives the name an id is, compared as [`listed`] does.
+fn get<'a, T>(names: &'a HashMap<String, T>, id: &str) -> Option<&'a T> {
+    surrogates::to_plain(id).and_then(|id| names.get(id.as_ref()))
 }

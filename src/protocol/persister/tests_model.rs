@@ -22,7 +22,7 @@ fn cell() -> impl Strategy<Value = (String, String)> {
             json::write_number(n, &mut text);
             same(text)
         }),
-        ".{0,4}".prop_filter("not the marker", |s| s != M).prop_map(move |s| {
+        json::surrogates::arbitrary(0..4).prop_filter("not the marker", |s| s != M).prop_map(move |s| {
             let mut text = String::new();
             json::write_string(&s, &mut text);
             same(text)
@@ -34,10 +34,16 @@ fn cell() -> impl Strategy<Value = (String, String)> {
     ]
 }
 
-/// Ids that collide often and start one another, plus arbitrary short ones.
+/// Ids that collide often and start one another, plus arbitrary short ones (lone surrogates
+/// included, held as `json::surrogates` does).
 fn id() -> impl Strategy<Value = String> {
     let usual = ["", "a", "ab", "a\"", "a\\", "a,", "a\",\"b", "0", "10", "01", M, "__proto__"];
-    prop_oneof![3 => proptest::sample::select(usual.to_vec()).prop_map(String::from), 1 => ".{0,3}"]
+    let lone = vec![vec![0xD800], vec![0xD800, 0x61], vec![0xDC00], vec![0xFDD0], vec![0xFFFD]];
+    prop_oneof![
+        3 => proptest::sample::select(usual.to_vec()).prop_map(String::from),
+        1 => proptest::sample::select(lone).prop_map(|units: Vec<u16>| json::surrogates::from_utf16(&units)),
+        1 => json::surrogates::arbitrary(0..3),
+    ]
 }
 
 type Cells = BTreeMap<String, Option<(String, String)>>;

@@ -4,14 +4,19 @@
 //! engine durable (one engine flush for the whole file's worth of rounds), then empties the full
 //! file by starting a new epoch in its header. At open, records of both files are replayed in
 //! epoch order. Replaying is idempotent: every record holds whole key writes and removals.
+//!
+//! A journal that cannot be replayed whole (see [`survey`]) stops the open before anything is
+//! written; `partyd recover` ([`super::recover`]) salvages it.
 
 mod file;
+pub mod survey;
 
 use std::path::Path;
 use std::sync::{mpsc, Arc, Condvar, Mutex, PoisonError};
 use std::thread::JoinHandle;
 
 use file::{AlignedBuffer, JournalFile};
+use survey::Survey;
 
 use super::{ops, StorageError};
 
@@ -25,7 +30,7 @@ pub type Checkpoint = Box<dyn Fn() -> Result<(), StorageError> + Send + 'static>
 const CHECKPOINT_WAIT_WARNING: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// The journal files' names under the data dir.
-const FILE_NAMES: [&str; 2] = ["partyd-journal-0", "partyd-journal-1"];
+pub const FILE_NAMES: [&str; 2] = ["partyd-journal-0", "partyd-journal-1"];
 
 /// What the writer and the checkpointer share.
 struct Shared {
@@ -54,6 +59,9 @@ pub struct Journal {
     next_seq: u64,
     buffer: AlignedBuffer,
     payload: Vec<u8>,
+    /// The last record write failed, so the block at `next_block` may hold part of a record
+    /// nobody was told is durable (the next record is written over it).
+    unfinished: bool,
     shared: Arc<Shared>,
     retire: Option<mpsc::Sender<usize>>,
     checkpointer: Option<JoinHandle<()>>,
@@ -70,29 +78,38 @@ pub enum AppendError {
 
 impl Journal {
     /// Replays every record found under `dir` (oldest first, through `replay`), checkpoints
-    /// when there were any, then empties both files and starts the checkpointer.
+    /// when there were any, then empties both files and starts the checkpointer. A journal that
+    /// cannot be replayed whole is an error naming each file and what is wrong, and nothing is
+    /// changed; `engine_holds_data` says whether missing files can be those of a new data dir.
     pub fn open(
         dir: &Path,
         blocks: usize,
+        engine_holds_data: bool,
         mut replay: impl FnMut(ops::Ops) -> Result<(), StorageError>,
         checkpoint: Checkpoint,
     ) -> Result<Self, StorageError> {
         let io =
             |error: std::io::Error| StorageError::Io(format!("journal in {}: {error}", dir.display()).into());
         let paths = FILE_NAMES.map(|name| dir.join(name));
-        let mut found = Vec::new();
-        for path in &paths {
-            found.push(file::read(path).map_err(io)?);
+        let survey = Survey::read(dir).map_err(io)?;
+        let problems = survey.problems(engine_holds_data);
+        if !problems.is_empty() {
+            return Err(StorageError::Journal { path: dir.to_owned(), detail: problems.join("; ") });
         }
-        found.sort_by_key(|contents| contents.epoch);
-        let last_epoch = found.iter().filter_map(|contents| contents.epoch).max().unwrap_or(0);
+        for (name, torn) in survey.torn() {
+            tracing::warn!(
+                "{name}: record {} at block {} is incomplete or damaged and nothing valid follows it: the \
+                 write the crash interrupted, which never returned, so none of it was acknowledged; \
+                 replaying the {} records before it in that file",
+                torn.seq,
+                torn.block,
+                torn.seq
+            );
+        }
+        let last_epoch = survey.last_epoch();
         let mut replayed = 0usize;
-        for payload in found.into_iter().flat_map(|contents| contents.records) {
-            let ops = ops::decode(&payload).ok_or_else(|| StorageError::Corrupt {
-                path: dir.to_owned(),
-                detail: "a journal record with a valid checksum does not decode".into(),
-            })?;
-            replay(ops)?;
+        for record in survey.into_records() {
+            replay(record.ops)?;
             replayed += 1;
         }
         if replayed > 0 {
@@ -132,6 +149,7 @@ impl Journal {
             next_seq: 0,
             buffer,
             payload: Vec::new(),
+            unfinished: false,
             shared,
             retire: Some(retire),
             checkpointer: Some(checkpointer),
@@ -152,8 +170,10 @@ impl Journal {
         }
         let epoch = self.lock().epochs[self.active];
         let file = &self.files[self.active];
-        file.write_record(self.next_block, epoch, self.next_seq, &self.payload, &mut self.buffer)
-            .map_err(|error| AppendError::Storage(io_failure("write", &error)))?;
+        let written =
+            file.write_record(self.next_block, epoch, self.next_seq, &self.payload, &mut self.buffer);
+        self.unfinished = written.is_err();
+        written.map_err(|error| AppendError::Storage(io_failure("write", &error)))?;
         self.next_block += needed;
         self.next_seq += 1;
         Ok(())
@@ -172,11 +192,21 @@ impl Journal {
         }
         self.next_block = 1;
         self.next_seq = 0;
+        self.unfinished = false;
         Ok(())
     }
 
     /// The active file is full: hand it to the checkpointer and continue in the other one.
     fn switch(&mut self) -> Result<(), StorageError> {
+        if self.unfinished {
+            // A failed write may have left part of a record where this file's records end; left
+            // there, records in the other file would make it look like an acknowledged record
+            // damaged since, and the next open would refuse to start.
+            self.files[self.active]
+                .clear(self.next_block, &mut self.buffer)
+                .map_err(|error| io_failure("write", &error))?;
+            self.unfinished = false;
+        }
         let other = 1 - self.active;
         let started = std::time::Instant::now();
         self.wait_empty(other)?;
@@ -226,7 +256,20 @@ impl Drop for Journal {
     }
 }
 
-/// A journal file's write (`what`: write or reset) failed.
+/// Creates both journal files afresh under `dir` (where neither is now), empty, in epochs after
+/// `last_epoch`: for `partyd recover`, once the damaged ones are moved aside.
+pub fn recreate(dir: &Path, blocks: usize, last_epoch: u64) -> Result<(), StorageError> {
+    let mut buffer = AlignedBuffer::default();
+    let paths = FILE_NAMES.map(|name| dir.join(name));
+    for (path, epoch) in paths.iter().zip([last_epoch + 1, last_epoch + 2]) {
+        JournalFile::create_or_open(path, blocks)
+            .and_then(|file| file.reset(epoch, &mut buffer))
+            .map_err(|error| io_failure("create", &error))?;
+    }
+    Ok(())
+}
+
+/// A journal file's write (`what`: write, reset or create) failed.
 fn io_failure(what: &str, error: &std::io::Error) -> StorageError {
     let message = format!("journal {what}: {error}").into();
     match error.raw_os_error() {

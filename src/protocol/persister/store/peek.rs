@@ -30,7 +30,10 @@ impl PersisterStore {
             }
         }
         for (value_id, text) in &self.values {
-            entries.push((format!("{storage_prefix}v{}", value_id.as_str()), text.as_str().to_owned()));
+            // A value's key holds its id raw, and storage keys are UTF-8: there, a lone
+            // surrogate is U+FFFD.
+            let id = json::surrogates::to_utf8_lossy(value_id.as_str());
+            entries.push((format!("{storage_prefix}v{id}"), text.as_str().to_owned()));
         }
         entries.sort_by(|(a, _), (b, _)| a.as_bytes().cmp(b.as_bytes()));
         entries

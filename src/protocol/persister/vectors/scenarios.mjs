@@ -48,4 +48,33 @@ const bad = ['', 'not json', '[{},{}', '[{},{}] x', 'null', '{}', '[]', '[{}]', 
   '[{"t":{"r":1}},{}]', '[{"t":{"r":[1]}},{}]', '[{"t":{"r":{"c":1e400}}},{}]', '[{},{"v":-1e400}]', '[{"t":{"r":{"c":NaN}}},{}]',
   '[{"t":{"r":{"c":undefined}}},{}]', "[{'t':{}},{}]", '[{"t":{"r":{"c":1}}},{},]', '\uFEFF[{},{}]', '[{},{}]\u00a0', '[{},{}]//'];
 for (const put of bad) scenarios.push({put});
+// JSON that JavaScript takes though a Rust string cannot hold it: lone UTF-16 surrogates (what a
+// client's setCell('t', 'r', 'c', 'x\ud83d') sends, JSON.stringify writing them as \udxxx escapes),
+// as ids, values, object keys and array items. U+FDD0 and U+E000 are in the list because partyd
+// holds lone surrogates with their help; they must stay plain characters. Value ids are chosen so
+// that no two read the same with U+FFFD in place of their lone surrogates: the storage stand-in
+// lists keys by UTF-8 bytes, where such ids tie and only insertion order separates them.
+const lone = ['\ud800', '\udbff', '\udc00', '\udfff', 'x\ud83d', '\ude00x', '\ude00\ud83d', '\ud83d\ud83d\ude00', 'a\ud800b\udc00', '\ufdd0', '\ufdd0\ue000', '\ue000', '\ufdd0\ud800', '\ufdd0\ufdd0'];
+const loneValueIds = ['\ud800', 'x\ud83d', '\ude00x', '\ude00\ud83d', '\ud83d\ud83d\ude00', 'a\ud800b\udc00', '\ufdd0\ud800', '\ufdd0', '\ue000'];
+scenarios.push(
+  {put: JSON.stringify([Object.fromEntries(lone.map((id) => [id, {[id]: {[id]: id, [`${id}[]`]: [id, {[id]: id}]}}])), Object.fromEntries(loneValueIds.map((id) => [id, id]))])},
+  {put: '[{},{"v":"\\ud800"}]'},
+  {put: '[{"t":{"r":{"c":"x"}}},{}]', frames: [
+    s({t: {r: {c: 'x\ud83d'}}}, {v: '\ud800'}),
+    s({'\ud800': {'\udc00': {'\udfff': ['\ud800', {'\udbff': '\ude00'}], ok: 1}}}, {'\ud800': ['x\ud83d']}),
+    's[{},{"p":"\\ud83d\\ude00","q":"\\uD83D\\uDE00","r":"\\ud83d\\u0041","s":"\\ude00\\ud83d","u":"\\ud83d\\ud83d\\ude00"},1]',
+    's[{"t":{"r":{"c":"\\ud800","c":"\\udc00","d":{"\\ud800":1,"\\ud800":2}}}},{"\\ud800":"\\ud800","\\ud800":"\\udbff"},1]',
+    s({'\ud800': {'\udc00': {'\udfff': M}}}, {'\ud800': M}),
+    s({'\ud800': M}, {'x\ud83d': 1}),
+  ]},
+  // Odd but legal JSON: escaped NUL and line separators, numbers at the edges of doubles, -0,
+  // repeated keys (the last wins, at the first one's place; a repeated row replaces the whole row),
+  // escaped keys that repeat plain ones, an escaped marker, and nesting deep but within limits.
+  {put: '[{"t":{"r":{"n":"\\u0000","l":"\\u2028\\u2029","z":-0,"big":1.7976931348623157e308,"tiny":5e-324,"neg":-1.5e-7,"k":{"\\u0000":1,"\\u2028":-0}}}},{"\\u0000":1,"\\u2028":2}]'},
+  {put: '[{"t":{"r":{"c":1,"c":2,"d":0},"r":{"d":3},"\\u0072":{"e":4}},"\\u0074":{"s":{"c":5}}},{"v":1,"\\u0076":2,"v":3}]', frames: [
+    's[{"t":{"r":{"c":1,"\\u0063":-0}},"t":{"s":{"c":6}}},{"v":-0,"\\u0076":1e-7},1]',
+    's[{},{"v":"\\ufffc","w":"\\uFFFC","x":["\\ufffc"]},1]',
+    `s[{"t":{"r":{"deep":${'['.repeat(500)}${']'.repeat(500)},"obj":${'{"a":'.repeat(400)}1${'}'.repeat(400)}}}},{},1]`,
+  ]},
+);
 console.log(JSON.stringify(scenarios));
