@@ -68,6 +68,7 @@ fn offline(config: &Config, command: &Command) -> ExitCode {
 }
 
 async fn serve(config: Config) -> Result<(), StartError> {
+    let stop_signals = StopSignals::install();
     match partyd::rlimit::raise_open_files_limit() {
         Ok(limit) if limit.was < limit.soft => tracing::info!(
             soft = limit.soft,
@@ -103,7 +104,7 @@ async fn serve(config: Config) -> Result<(), StartError> {
     let server = partyd::start(config, storage)?;
     tracing::info!("partyd listening on {}", server.addr());
     partyd::systemd::notify_ready();
-    wait_for_stop_signal().await;
+    stop_signals.wait().await;
     tracing::info!("shutting down");
     partyd::systemd::notify_stopping();
     server.shutdown().await?;
@@ -130,17 +131,37 @@ fn check_config_summary(config: &Config) -> String {
     summary
 }
 
-async fn wait_for_stop_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let sigterm = async {
-        match terminate.as_mut() {
-            Some(signal) => drop(signal.recv().await),
-            None => std::future::pending().await,
+/// SIGTERM and SIGINT, caught from before partyd listens: a service manager may stop it the
+/// moment it is told partyd is ready, and the default action would kill it mid-start.
+struct StopSignals {
+    terminate: Option<tokio::signal::unix::Signal>,
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> Self {
+        use tokio::signal::unix::{signal, SignalKind};
+        let installed = |kind| match signal(kind) {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "cannot catch a stop signal; it will end partyd without a graceful stop");
+                None
+            }
+        };
+        Self { terminate: installed(SignalKind::terminate()), interrupt: installed(SignalKind::interrupt()) }
+    }
+
+    async fn wait(mut self) {
+        async fn received(signal: Option<&mut tokio::signal::unix::Signal>) {
+            match signal {
+                Some(signal) => drop(signal.recv().await),
+                None => std::future::pending().await,
+            }
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = sigterm => {}
+        tokio::select! {
+            _ = received(self.terminate.as_mut()) => {}
+            _ = received(self.interrupt.as_mut()) => {}
+        }
     }
 }
 
