@@ -163,16 +163,13 @@ fn parse_rooms_query(query: &str) -> Result<RoomsQuery, String> {
     Ok(result)
 }
 
-/// Whether the room has anything stored (the index knows every room ever written).
 /// Refuses rooms that have nothing stored (the index knows every room ever written).
 fn must_be_stored(state: &AppState, key: &RoomKey) -> Result<(), Refusal> {
-    let listed = state
-        .storage
-        .list_rooms(key.party(), key.room(), None, 1)
-        .map_err(|error| Refusal::Internal(error.to_string()))?;
-    match listed.first() {
-        Some(stored) if stored.room == key.room() => Ok(()),
-        _ => Err(Refusal::NotFound("room not found".into())),
+    let room = crate::storage::RoomPath { party: key.party(), room: key.room() };
+    match state.storage.is_stored(room) {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refusal::NotFound("room not found".into())),
+        Err(error) => Err(Refusal::Internal(error.to_string())),
     }
 }
 

@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::mpsc;
 
 use super::handle::{Command, RoomHandle, RoomStats, SocketId};
+use super::persisted::room_path;
 use super::task::RoomTask;
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig};
@@ -146,6 +147,31 @@ impl Rooms {
         live.handles.insert(key, handle.clone());
         *live.per_party.entry(party.name.clone()).or_default() += 1;
         Ok(handle)
+    }
+
+    /// The room's handle if it is live or has something stored; `None` if it does not exist.
+    /// A read answers an absent room as empty without making it live, so reads of rooms that
+    /// do not exist, however many, take nothing from `max_live_rooms`. A room that is stored,
+    /// or whose storage cannot be asked, is started as by [`Rooms::room`] (its load reports
+    /// the error).
+    pub fn existing_room(
+        &self,
+        party: &PartyConfig,
+        key: RoomKey,
+    ) -> Result<Option<RoomHandle>, Unavailable> {
+        if !self.accepting.load(Ordering::Acquire) {
+            return Err(Unavailable::ShuttingDown);
+        }
+        if let Some(handle) = self.live_room(&key) {
+            return Ok(Some(handle));
+        }
+        // A room that is not live has nothing in flight: all it wrote is acknowledged, and
+        // `is_stored` sees every acknowledged round. A room that goes live meanwhile and writes
+        // is a request concurrent with this one, which may come after it.
+        match self.storage.is_stored(room_path(&key)) {
+            Ok(false) => Ok(None),
+            Ok(true) | Err(_) => self.room(party, key).map(Some),
+        }
     }
 
     /// Counts one more socket for `ip` in `party`, unless it holds `max` already.

@@ -328,6 +328,11 @@ impl Storage for SledStorage {
         Ok(rooms)
     }
 
+    fn is_stored(&self, room: RoomPath<'_>) -> Result<bool, StorageError> {
+        self.applier.settle()?;
+        self.db.contains_key(index_key(room.party, room.room)).map_err(engine_error)
+    }
+
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError> {
         self.applier.settle()?;
         let mut rooms = Vec::new();
