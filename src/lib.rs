@@ -11,6 +11,7 @@
 //! - [`storage`] — the one sled database: key layout, atomic batches, group-commit flushing.
 //! - [`cli`] — the offline commands: export, import, dump.
 //! - [`systemd`] — the readiness notification of a `Type=notify` service.
+//! - [`log_limit`] — at most a few lines a minute from each place that logs per request.
 //!
 //! [`start`] serves a configuration on its listen address; [`RunningServer::shutdown`] stops it
 //! gracefully. `main.rs` only wires these to the command line and signals.
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod log_limit;
 pub mod metrics;
 pub mod protocol;
 pub mod room;

@@ -120,3 +120,41 @@ async fn a_flood_of_reads_of_absent_rooms_leaves_new_rooms_to_everyone() {
         logged.first()
     );
 }
+
+#[actix_web::test]
+async fn refusals_over_the_live_room_limit_are_logged_a_bounded_number_of_times() {
+    let dir = data_dir();
+    let toml = "[server]\nmax_live_rooms = 2\n\n[parties.main]\nkind = \"tinybase-persister\"\n";
+    let partyd = Partyd::spawn_with(dir.path(), toml, &[("RUST_LOG", "info")]);
+    let addr = partyd.addr;
+    // Rooms with a socket are never made to leave: these two hold the limit.
+    let _a = connect(addr, "main", "held-a", "a").await;
+    let _b = connect(addr, "main", "held-b", "b").await;
+    let logged_before = partyd.log.lock().unwrap().len();
+
+    const REFUSED: usize = 10_000;
+    let floods = (0..2).map(|connection| {
+        let requests = (0..REFUSED / 2)
+            .map(|i| Request {
+                method: "PUT",
+                path: format!("/parties/main/new-{connection}-{i}/store"),
+                body: "[{},{}]",
+            })
+            .collect();
+        pipelined(addr, requests)
+    });
+    let answers: Vec<(u16, String)> =
+        futures_util::future::join_all(floods).await.into_iter().flatten().collect();
+
+    assert!(
+        answers.iter().all(|(status, _)| *status == 503),
+        "every new room is refused while both are held"
+    );
+    let logged = lines_since(&partyd, logged_before).await;
+    let warnings = logged.iter().filter(|line| line.contains("too many live rooms")).count();
+    assert!(
+        logged.len() < 100 && (1..=20).contains(&warnings),
+        "{} lines logged for {REFUSED} refusals ({warnings} of them the refusal's warning)",
+        logged.len()
+    );
+}

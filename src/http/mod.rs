@@ -18,6 +18,7 @@ use futures_util::StreamExt as _;
 
 use crate::auth::{self, Access};
 use crate::config::{Config, PartyConfig, PartyKind};
+use crate::log_limit::limited;
 use crate::metrics::Metrics;
 use crate::room::{RoomKey, Rooms, Unavailable};
 use crate::storage::Storage;
@@ -49,7 +50,7 @@ async fn dispatch(req: HttpRequest, payload: web::Payload, state: web::Data<AppS
         let status = response.status();
         state.metrics.http_answered(status.as_u16());
         if status.is_server_error() {
-            tracing::error!(%status, "answered");
+            limited!(error, %status, "answered");
         } else if status.is_client_error() {
             tracing::info!(%status, "answered");
         } else {

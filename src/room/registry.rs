@@ -14,6 +14,7 @@ use super::persisted::room_path;
 use super::task::RoomTask;
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig};
+use crate::log_limit::limited;
 use crate::metrics::Metrics;
 use crate::storage::Storage;
 
@@ -136,7 +137,7 @@ impl Rooms {
         live.remove(&key);
         let party_live = live.per_party.get(&party.name).copied().unwrap_or(0);
         if live.handles.len() >= self.limits.max_live_rooms || party_live >= party.limits.max_live_rooms {
-            tracing::warn!(party = %party.name, live = live.handles.len(), "refusing a new room: too many live rooms");
+            limited!(warn, party = %party.name, live = live.handles.len(), "refusing a new room: too many live rooms");
             return Err(Unavailable::TooManyRooms);
         }
         let (commands, receiver) = mpsc::channel(self.limits.room_queue);

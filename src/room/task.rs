@@ -24,6 +24,7 @@ use super::sync::{now_ms, SyncState};
 use super::sync_persisted::{load_mergeable, reference_entries};
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig, PartyKind};
+use crate::log_limit::limited;
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, Permissions, PersisterStore, PutOutcome};
 use crate::storage::{DurableTicket, EntryWrite, OpenRound, Storage, StorageError};
@@ -268,7 +269,7 @@ impl RoomTask {
                 tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "room loaded");
                 self.cached_body = None;
             }
-            Err(error) => tracing::error!(%error, "cannot load room from storage"),
+            Err(error) => limited!(error, %error, "cannot load room from storage"),
         }
     }
 
@@ -648,7 +649,7 @@ impl RoomTask {
                     true
                 }
                 Err(SendError::Full) => {
-                    tracing::warn!(socket, "closing a slow consumer");
+                    limited!(warn, socket, "closing a slow consumer");
                     member.outbox.close(close::TRY_AGAIN_LATER, "slow consumer");
                     false
                 }
