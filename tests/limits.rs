@@ -172,3 +172,50 @@ async fn new_rooms_over_max_live_rooms_are_answered_503_until_rooms_unload() {
     .await;
     server.server.shutdown().await.unwrap();
 }
+
+#[actix_web::test]
+async fn rooms_nobody_holds_make_way_for_new_ones_at_max_live_rooms() {
+    let dir = data_dir();
+    // Rooms would stay an hour if they only left by themselves.
+    let server = server_with(dir.path(), |limits| {
+        limits.max_live_rooms = 3;
+        limits.idle_unload = Duration::from_secs(3600);
+    });
+    let addr = server.addr;
+    for i in 0..20 {
+        let content = format!("[{{}},{{\"i\":{i}}}]");
+        assert_eq!(
+            put(addr, &format!("/parties/main/put-{i}/store"), &content).await,
+            StatusCode::CREATED,
+            "room {i}"
+        );
+    }
+    for i in 0..20 {
+        assert_eq!(
+            get_body(addr, &format!("/parties/main/put-{i}/store")).await,
+            format!("[{{}},{{\"i\":{i}}}]")
+        );
+    }
+    assert!(server.server.live_rooms() <= 3);
+
+    // Sockets that joined fresh rooms and left leave nothing that holds the limit either.
+    for i in 0..3 {
+        let mut socket = connect(addr, "main", &format!("joined-{i}"), "x").await;
+        socket.send("s[{},{},1]").await;
+    }
+    until("rooms whose sockets left make way", || async {
+        put(addr, "/parties/main/after-sockets/store", "[{},{}]").await == StatusCode::CREATED
+    })
+    .await;
+
+    // Rooms with a socket stay: with all three held, a new room is refused, and the held
+    // rooms keep working.
+    assert_eq!(put(addr, "/parties/main/held-1/store", "[{},{}]").await, StatusCode::CREATED);
+    let mut a = connect(addr, "main", "held-1", "a").await;
+    let mut b = connect(addr, "main", "held-1", "b").await;
+    let _c = connect(addr, "main", "held-2", "c").await;
+    let _d = connect(addr, "main", "held-3", "d").await;
+    assert_eq!(put(addr, "/parties/main/one-more/store", "[{},{}]").await, StatusCode::SERVICE_UNAVAILABLE);
+    a.barrier(&mut b).await;
+    server.server.shutdown().await.unwrap();
+}

@@ -180,7 +180,17 @@ impl RoomTask {
                     continue;
                 }
                 let first = if self.members.is_empty() {
-                    match tokio::time::timeout(idle_unload, commands.recv()).await {
+                    live.park(&self.key, &self.stats);
+                    let waited = tokio::time::timeout(idle_unload, commands.recv()).await;
+                    // The registry may have made the room leave while it was parked, to make
+                    // way for a new room (it then dropped the last handle: `Ok(None)`). Whatever
+                    // the task received meanwhile was sent through a handle dropped since, so
+                    // nobody waits for it; another task may already own the room, so this one
+                    // must not touch storage again.
+                    if !self.stats.wake() {
+                        break;
+                    }
+                    match waited {
                         Ok(Some(command)) => command,
                         Ok(None) => break,
                         Err(_) => {
