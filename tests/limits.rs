@@ -219,3 +219,28 @@ async fn rooms_nobody_holds_make_way_for_new_ones_at_max_live_rooms() {
     a.barrier(&mut b).await;
     server.server.shutdown().await.unwrap();
 }
+
+#[actix_web::test]
+async fn each_channel_of_a_multiplexed_socket_counts_as_a_connection_from_its_address() {
+    let dir = data_dir();
+    let text = "[parties.sync]\nkind = \"tinybase-sync\"\nmax_connections_per_ip = 3\n";
+    let mut config = Config::from_toml_str(text, std::path::Path::new("multiplexed test")).unwrap();
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.data_dir = dir.path().to_path_buf();
+    let server = start_with(config);
+    let addr = server.addr;
+    let mut socket = connect_multiplexed(addr, "sync").await;
+    socket.send("S\n[\"hello\",-1,[0,1]]").await;
+    assert_eq!(socket.next_text().await, "S\n[\"hello\",-1,[0,1]]");
+    // The socket is one connection and each channel (a room it holds live) one more.
+    for n in 0..5 {
+        socket.send(&format!("S\n[\"s{n}\",-1,[1,\"room-{n}\"]]")).await;
+    }
+    assert_eq!(socket.closed().await, Ended::Closed(Some(1013)));
+    assert!(server.server.live_rooms() <= 2, "{} rooms live", server.server.live_rooms());
+    until("the address has its places back", || async {
+        upgrade(&format!("ws://{addr}/parties/sync/room-9")).await.is_ok()
+    })
+    .await;
+    server.server.shutdown().await.unwrap();
+}

@@ -227,7 +227,8 @@ async fn multiplexed_websocket(req: &HttpRequest, state: &AppState, party_name: 
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    let ip_claim = match req.peer_addr().map(|addr| addr.ip()) {
+    let ip = req.peer_addr().map(|addr| addr.ip());
+    let ip_claim = match ip {
         Some(ip) => match state.rooms.claim_ip(&party.name, ip, party.limits.max_connections_per_ip) {
             Some(claim) => Some(claim),
             None => return HttpResponse::TooManyRequests().body("too many connections from this address"),
@@ -242,6 +243,7 @@ async fn multiplexed_websocket(req: &HttpRequest, state: &AppState, party_name: 
         token: query_token.or(header_token.map(str::to_owned)),
         origin: origin.map(str::to_owned),
         path: req.uri().path().to_owned(),
+        ip,
     };
     let connection = ws::Connection {
         room: None,
