@@ -1,13 +1,15 @@
 //! Websocket connections: the upgrade into a room, the takeover of the stream from actix-http,
 //! the frames and the socket on the bare stream, the per-connection loop (reading changes,
-//! writing broadcasts, heartbeat, limits), multiplexed synchronizer sockets and the bounded
-//! outbound queue.
+//! writing broadcasts, heartbeat, limits), the message rate and the watchdog whose stalls it
+//! forgives, multiplexed synchronizer sockets and the bounded outbound queue.
 
 mod connection;
 pub mod frame;
 pub mod multiplex;
 pub mod outbox;
+pub mod rate;
 pub mod socket;
+pub mod stall;
 pub mod takeover;
 pub mod tasks;
 
