@@ -90,7 +90,11 @@ async fn clients_within_their_rate_stay_open_through_a_stopped_server() {
         }
         sent.push(count);
     }
-    assert!(closed.is_empty(), "{} of {WRITERS} closed: {closed:?}", closed.len());
+    let closes = || {
+        let log = partyd.log.lock().unwrap();
+        log.iter().filter(|line| line.contains("closing")).cloned().collect::<Vec<_>>()
+    };
+    assert!(closed.is_empty(), "{} of {WRITERS} closed: {closed:?}; partyd: {:?}", closed.len(), closes());
     assert!(sent.iter().all(|&count| count > 800), "changes sent: {sent:?}");
     until_some("every change is stored", || async {
         let store: serde_json::Value =
