@@ -12,6 +12,7 @@
 //! - [`cli`] — the offline commands: export, import, dump.
 //! - [`systemd`] — the readiness notification of a `Type=notify` service.
 //! - [`rlimit`] — the limit of open files, raised at start.
+//! - [`log_limit`] — at most a few lines a minute from each place that logs per request.
 //!
 //! [`start`] serves a configuration on its listen address; [`RunningServer::shutdown`] stops it
 //! gracefully. `main.rs` only wires these to the command line and signals.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod log_limit;
 pub mod metrics;
 pub mod protocol;
 pub mod rlimit;

@@ -154,8 +154,12 @@ async fn new_rooms_over_max_live_rooms_are_answered_503_until_rooms_unload() {
     let _r2 = connect(addr, "main", "r2", "x").await;
     let r1 = connect(addr, "main", "r1", "x").await;
     assert_eq!(put(addr, "/parties/main/r1/store", "[{},{}]").await, StatusCode::CREATED);
-    let refused = request(addr, "GET", "/parties/main/r4/store", "").await;
-    assert_eq!(refused.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(put(addr, "/parties/main/r4/store", "[{},{}]").await, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        request(addr, "GET", "/parties/main/r4/store", "").await.status,
+        StatusCode::OK,
+        "a read of a room that does not exist needs no room"
+    );
     assert_eq!(
         upgrade(&format!("ws://{addr}/parties/main/r5?_pk=y")).await,
         Err(StatusCode::SERVICE_UNAVAILABLE)
@@ -163,7 +167,79 @@ async fn new_rooms_over_max_live_rooms_are_answered_503_until_rooms_unload() {
     assert_eq!(get_body(addr, "/parties/main/r1/store").await, "[{},{}]", "live rooms keep working");
     drop(r1);
     until("idle rooms leave and make room", || async {
-        request(addr, "GET", "/parties/main/r4/store", "").await.status == StatusCode::OK
+        put(addr, "/parties/main/r4/store", "[{},{}]").await == StatusCode::CREATED
+    })
+    .await;
+    server.server.shutdown().await.unwrap();
+}
+
+#[actix_web::test]
+async fn rooms_nobody_holds_make_way_for_new_ones_at_max_live_rooms() {
+    let dir = data_dir();
+    // Rooms would stay an hour if they only left by themselves.
+    let server = server_with(dir.path(), |limits| {
+        limits.max_live_rooms = 3;
+        limits.idle_unload = Duration::from_secs(3600);
+    });
+    let addr = server.addr;
+    for i in 0..20 {
+        let content = format!("[{{}},{{\"i\":{i}}}]");
+        assert_eq!(
+            put(addr, &format!("/parties/main/put-{i}/store"), &content).await,
+            StatusCode::CREATED,
+            "room {i}"
+        );
+    }
+    for i in 0..20 {
+        assert_eq!(
+            get_body(addr, &format!("/parties/main/put-{i}/store")).await,
+            format!("[{{}},{{\"i\":{i}}}]")
+        );
+    }
+    assert!(server.server.live_rooms() <= 3);
+
+    // Sockets that joined fresh rooms and left leave nothing that holds the limit either.
+    for i in 0..3 {
+        let mut socket = connect(addr, "main", &format!("joined-{i}"), "x").await;
+        socket.send("s[{},{},1]").await;
+    }
+    until("rooms whose sockets left make way", || async {
+        put(addr, "/parties/main/after-sockets/store", "[{},{}]").await == StatusCode::CREATED
+    })
+    .await;
+
+    // Rooms with a socket stay: with all three held, a new room is refused, and the held
+    // rooms keep working.
+    assert_eq!(put(addr, "/parties/main/held-1/store", "[{},{}]").await, StatusCode::CREATED);
+    let mut a = connect(addr, "main", "held-1", "a").await;
+    let mut b = connect(addr, "main", "held-1", "b").await;
+    let _c = connect(addr, "main", "held-2", "c").await;
+    let _d = connect(addr, "main", "held-3", "d").await;
+    assert_eq!(put(addr, "/parties/main/one-more/store", "[{},{}]").await, StatusCode::SERVICE_UNAVAILABLE);
+    a.barrier(&mut b).await;
+    server.server.shutdown().await.unwrap();
+}
+
+#[actix_web::test]
+async fn each_channel_of_a_multiplexed_socket_counts_as_a_connection_from_its_address() {
+    let dir = data_dir();
+    let text = "[parties.sync]\nkind = \"tinybase-sync\"\nmax_connections_per_ip = 3\n";
+    let mut config = Config::from_toml_str(text, std::path::Path::new("multiplexed test")).unwrap();
+    config.listen = ([127, 0, 0, 1], 0).into();
+    config.data_dir = dir.path().to_path_buf();
+    let server = start_with(config);
+    let addr = server.addr;
+    let mut socket = connect_multiplexed(addr, "sync").await;
+    socket.send("S\n[\"hello\",-1,[0,1]]").await;
+    assert_eq!(socket.next_text().await, "S\n[\"hello\",-1,[0,1]]");
+    // The socket is one connection and each channel (a room it holds live) one more.
+    for n in 0..5 {
+        socket.send(&format!("S\n[\"s{n}\",-1,[1,\"room-{n}\"]]")).await;
+    }
+    assert_eq!(socket.closed().await, Ended::Closed(Some(1013)));
+    assert!(server.server.live_rooms() <= 2, "{} rooms live", server.server.live_rooms());
+    until("the address has its places back", || async {
+        upgrade(&format!("ws://{addr}/parties/sync/room-9")).await.is_ok()
     })
     .await;
     server.server.shutdown().await.unwrap();

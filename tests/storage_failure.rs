@@ -148,6 +148,10 @@ impl Storage for Stalling {
         self.wait_if_stuck(room);
         self.inner.load_room(room)
     }
+    fn is_stored(&self, room: RoomPath<'_>) -> Result<bool, StorageError> {
+        self.wait_if_stuck(room);
+        self.inner.is_stored(room)
+    }
     fn write(&self, room: RoomPath<'_>, writes: Vec<EntryWrite>, bytes: u64) -> Result<(), StorageError> {
         self.inner.write(room, writes, bytes)
     }

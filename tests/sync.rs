@@ -271,3 +271,22 @@ async fn changes_that_would_outgrow_max_room_bytes_are_neither_merged_nor_relaye
     );
     server.server.shutdown().await.unwrap();
 }
+
+#[actix_web::test]
+async fn a_read_of_a_room_that_does_not_exist_answers_as_the_empty_room_would_and_loads_nothing() {
+    let dir = data_dir();
+    let server = start_with(sync_config(dir.path()));
+    let addr = server.addr;
+    let reads = |room: &'static str| async move {
+        (
+            get_body(addr, &format!("/parties/sync/{room}/store")).await,
+            get_body(addr, &format!("/parties/sync/{room}/store?format=mergeable")).await,
+        )
+    };
+    let absent = reads("absent").await;
+    assert_eq!(server.server.live_rooms(), 0, "reads of an absent room make no room live");
+    let _socket = sync_socket(addr, "empty").await;
+    assert_eq!(absent, reads("empty").await, "a live room that has nothing answers the same");
+    assert_eq!(server.server.live_rooms(), 1);
+    server.server.shutdown().await.unwrap();
+}

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::{Access, Refusal, RequestFacts};
 use crate::config::WebhookConfig;
+use crate::log_limit::limited;
 
 /// The biggest webhook answer partyd reads.
 const MAX_ANSWER_BYTES: usize = 64 * 1024;
@@ -31,7 +32,7 @@ pub async fn ask(config: &WebhookConfig, facts: &RequestFacts<'_>) -> Result<Acc
     let mut response = match client.post(&config.url).send_json(&body).await {
         Ok(response) => response,
         Err(error) => {
-            tracing::warn!(%error, "authorization webhook did not answer; refusing");
+            limited!(warn, %error, "authorization webhook did not answer; refusing");
             return Err(Refusal::new(503, "authorization service unavailable"));
         }
     };
@@ -50,13 +51,13 @@ pub async fn ask(config: &WebhookConfig, facts: &RequestFacts<'_>) -> Result<Acc
         }
         status @ (401 | 403) => Err(Refusal::new(status, "refused by the authorization service")),
         status => {
-            tracing::warn!(status, "authorization webhook answered an unexpected status; refusing");
+            limited!(warn, status, "authorization webhook answered an unexpected status; refusing");
             Err(Refusal::new(503, "authorization service unavailable"))
         }
     }
 }
 
 fn unavailable(what: &str) -> Refusal {
-    tracing::warn!("authorization webhook answered 200 with {what}; refusing");
+    limited!(warn, "authorization webhook answered 200 with {what}; refusing");
     Refusal::new(503, "authorization service unavailable")
 }

@@ -159,19 +159,20 @@ fn parse_rooms_query(query: &str) -> Result<RoomsQuery, String> {
     Ok(result)
 }
 
-/// Whether the room has anything stored (the index knows every room ever written).
 /// Refuses rooms that have nothing stored (the index knows every room ever written).
 async fn must_be_stored(state: &AppState, key: &RoomKey) -> Result<(), Refusal> {
     let (storage, asked) = (state.storage.clone(), key.clone());
-    let listed = state
+    let stored = state
         .rooms
         .storage_pool()
-        .run("look a room up", move || storage.list_rooms(asked.party(), asked.room(), None, 1))
-        .await
-        .map_err(|error| Refusal::Internal(error.to_string()))?;
-    match listed.first() {
-        Some(stored) if stored.room == key.room() => Ok(()),
-        _ => Err(Refusal::NotFound("room not found".into())),
+        .run("look a room up", move || {
+            storage.is_stored(crate::storage::RoomPath { party: asked.party(), room: asked.room() })
+        })
+        .await;
+    match stored {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Refusal::NotFound("room not found".into())),
+        Err(error) => Err(Refusal::Internal(error.to_string())),
     }
 }
 

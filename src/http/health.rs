@@ -4,6 +4,7 @@
 use actix_web::HttpResponse;
 
 use super::AppState;
+use crate::log_limit::limited;
 use crate::storage::RoomPath;
 
 /// Where the readiness probe writes (a party name no configuration can declare: it has a '/').
@@ -18,7 +19,7 @@ pub async fn metrics(state: &AppState) -> HttpResponse {
             let configured = rooms.iter().filter(|(party, _)| state.config.party(party).is_some()).count();
             state.metrics.stored_rooms.set(configured as i64);
         }
-        Err(error) => tracing::error!(%error, "cannot count stored rooms"),
+        Err(error) => limited!(error, %error, "cannot count stored rooms"),
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(state.metrics.render())
 }
@@ -45,7 +46,7 @@ pub async fn readyz(state: &AppState) -> HttpResponse {
     match result {
         Ok(()) => HttpResponse::Ok().content_type("text/plain").body("ready\n"),
         Err(error) => {
-            tracing::error!(%error, "readiness probe failed");
+            limited!(error, %error, "readiness probe failed");
             HttpResponse::ServiceUnavailable()
                 .content_type("text/plain")
                 .body(format!("storage not writable: {error}\n"))

@@ -19,6 +19,7 @@ use futures_util::StreamExt as _;
 
 use crate::auth::{self, Access};
 use crate::config::{Config, PartyConfig, PartyKind};
+use crate::log_limit::limited;
 use crate::metrics::Metrics;
 use crate::room::{RoomKey, Rooms, Unavailable};
 use crate::storage::Storage;
@@ -50,7 +51,7 @@ async fn dispatch(req: HttpRequest, payload: web::Payload, state: web::Data<AppS
         let status = response.status();
         state.metrics.http_answered(status.as_u16());
         if status.is_server_error() {
-            tracing::error!(%status, "answered");
+            limited!(error, %status, "answered");
         } else if status.is_client_error() {
             tracing::info!(%status, "answered");
         } else {
@@ -227,7 +228,8 @@ async fn multiplexed_websocket(req: &HttpRequest, state: &AppState, party_name: 
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "));
-    let ip_claim = match req.peer_addr().map(|addr| addr.ip()) {
+    let ip = req.peer_addr().map(|addr| addr.ip());
+    let ip_claim = match ip {
         Some(ip) => match state.rooms.claim_ip(&party.name, ip, party.limits.max_connections_per_ip) {
             Some(claim) => Some(claim),
             None => return HttpResponse::TooManyRequests().body("too many connections from this address"),
@@ -242,6 +244,7 @@ async fn multiplexed_websocket(req: &HttpRequest, state: &AppState, party_name: 
         token: query_token.or(header_token.map(str::to_owned)),
         origin: origin.map(str::to_owned),
         path: req.uri().path().to_owned(),
+        ip,
     };
     let connection = ws::Connection {
         room: None,

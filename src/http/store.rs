@@ -9,7 +9,7 @@ use super::{read_body, AppState};
 use crate::auth::Access;
 use crate::config::{PartyConfig, PartyKind};
 use crate::protocol::persister::parse_content;
-use crate::room::{GetResult, PutResult, RoomKey};
+use crate::room::{absent_room, GetResult, PutResult, RoomKey};
 
 /// The content type of every GET answer, as TinyBase's server sends it.
 const GET_CONTENT_TYPE: &str = "text/plain;charset=UTF-8";
@@ -82,11 +82,12 @@ async fn put(
 
 /// The whole store; `mergeable` asks a `tinybase-sync` room for its stamps and hashes too.
 async fn get(state: &AppState, party: &PartyConfig, key: RoomKey, mergeable: bool) -> HttpResponse {
-    let room = match state.rooms.room(party, key) {
-        Ok(room) => room,
+    let answer = match state.rooms.existing_room(party, key).await {
+        Ok(Some(room)) if mergeable => room.get_mergeable().await,
+        Ok(Some(room)) => room.get().await,
+        Ok(None) => Ok(absent_room(party.kind, mergeable)),
         Err(unavailable) => return super::unavailable(&unavailable),
     };
-    let answer = if mergeable { room.get_mergeable().await } else { room.get().await };
     let body = match answer {
         Ok(GetResult::Store(body)) => body,
         Ok(GetResult::NoStore) => bytes::Bytes::new(),

@@ -1,7 +1,7 @@
 //! The cheap-clone handle through which HTTP handlers and connections talk to a room task,
 //! and the commands it carries.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -85,6 +85,34 @@ pub enum ServerWriteResult {
 pub struct RoomStats {
     /// Sockets in the room.
     pub connections: AtomicUsize,
+    /// [`BUSY`], [`PARKED`] or [`EVICTED`]: whether the registry may make the room leave
+    /// memory to make way for another (see `registry::LiveRooms::park`).
+    parking: AtomicU8,
+}
+
+/// The task is running, or waiting with sockets or work: it stays.
+const BUSY: u8 = 0;
+/// The task waits with no sockets and nothing to do: the registry may make it leave.
+const PARKED: u8 = 1;
+/// The registry made it leave: it must stop without touching storage.
+const EVICTED: u8 = 2;
+
+impl RoomStats {
+    /// The task is about to wait idle.
+    pub(crate) fn park(&self) {
+        self.parking.store(PARKED, Ordering::Release);
+    }
+
+    /// The task woke; false if the registry made it leave first (then it must stop). Exactly
+    /// one of this and [`RoomStats::evict`] wins a parked room.
+    pub(crate) fn wake(&self) -> bool {
+        self.parking.compare_exchange(PARKED, BUSY, Ordering::AcqRel, Ordering::Acquire) != Err(EVICTED)
+    }
+
+    /// Makes a parked room leave; false if it is not parked.
+    fn evict(&self) -> bool {
+        self.parking.compare_exchange(PARKED, EVICTED, Ordering::AcqRel, Ordering::Acquire).is_ok()
+    }
 }
 
 /// The commands a room task handles, one at a time, in arrival order.
@@ -161,6 +189,21 @@ impl RoomHandle {
     /// True once the room task has stopped.
     pub fn is_closed(&self) -> bool {
         self.commands.is_closed()
+    }
+
+    /// Whether this handle belongs to the task that keeps `stats`.
+    pub(crate) fn has_stats(&self, stats: &Arc<RoomStats>) -> bool {
+        Arc::ptr_eq(&self.stats, stats)
+    }
+
+    /// Makes the room's task stop if nothing can be waiting on it: this is the only handle
+    /// (sockets and requests in flight hold their own), no command is queued, and the task is
+    /// parked. Call with the registry's lock held (handles are cloned only under it); once it
+    /// returns true, dropping this handle ends the task.
+    pub(crate) fn try_evict(&self) -> bool {
+        self.commands.strong_count() == 1
+            && self.commands.capacity() == self.commands.max_capacity()
+            && self.stats.evict()
     }
 
     async fn send(&self, command: Command) -> Result<(), RoomGone> {

@@ -24,6 +24,7 @@ use super::sync::{now_ms, SyncState};
 use super::sync_persisted::{load_mergeable, reference_entries};
 use super::RoomKey;
 use crate::config::{Limits, PartyConfig, PartyKind};
+use crate::log_limit::limited;
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, Permissions, PersisterStore, PutOutcome};
 use crate::storage::{DurableTicket, EntryWrite, OpenRound, Storage, StorageError, StoragePool};
@@ -184,7 +185,17 @@ impl RoomTask {
                     continue;
                 }
                 let first = if self.members.is_empty() {
-                    match tokio::time::timeout(idle_unload, commands.recv()).await {
+                    live.park(&self.key, &self.stats);
+                    let waited = tokio::time::timeout(idle_unload, commands.recv()).await;
+                    // The registry may have made the room leave while it was parked, to make
+                    // way for a new room (it then dropped the last handle: `Ok(None)`). Whatever
+                    // the task received meanwhile was sent through a handle dropped since, so
+                    // nobody waits for it; another task may already own the room, so this one
+                    // must not touch storage again.
+                    if !self.stats.wake() {
+                        break;
+                    }
+                    match waited {
                         Ok(Some(command)) => command,
                         Ok(None) => break,
                         Err(_) => {
@@ -280,7 +291,7 @@ impl RoomTask {
                 tracing::debug!(elapsed_us = started.elapsed().as_micros() as u64, "room loaded");
                 self.cached_body = None;
             }
-            Err(error) => tracing::error!(%error, "cannot load room from storage"),
+            Err(error) => limited!(error, %error, "cannot load room from storage"),
         }
     }
 
@@ -681,7 +692,7 @@ impl RoomTask {
                     true
                 }
                 Err(SendError::Full) => {
-                    tracing::warn!(socket, "closing a slow consumer");
+                    limited!(warn, socket, "closing a slow consumer");
                     member.outbox.close(close::TRY_AGAIN_LATER, "slow consumer");
                     false
                 }

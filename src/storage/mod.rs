@@ -306,6 +306,12 @@ pub trait Storage: Send + Sync + 'static {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<StoredRoom>, StorageError>;
+    /// Whether the room has anything stored: the index holds every room written and not
+    /// deleted since. Sees every acknowledged round, like the reads above.
+    fn is_stored(&self, room: RoomPath<'_>) -> Result<bool, StorageError> {
+        let listed = self.list_rooms(room.party, room.room, None, 1)?;
+        Ok(listed.first().is_some_and(|stored| stored.room == room.room))
+    }
     /// Every stored room of every party, as (party, room), parties and rooms in name order.
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError>;
     /// Why writes cannot be made durable now, if they cannot (a full disk, a failing engine):

@@ -390,6 +390,17 @@ impl Storage for SledStorage {
         Ok(rooms)
     }
 
+    fn is_stored(&self, room: RoomPath<'_>) -> Result<bool, StorageError> {
+        let key = index_key(room.party, room.room);
+        if self.applier.settle().is_err() {
+            // sled is behind the queue (a full disk): the queue's last word on the key wins.
+            if let Some(queued) = self.applier.overlay(&key).remove(&key) {
+                return Ok(queued.is_some());
+            }
+        }
+        self.db.contains_key(key).map_err(engine_error)
+    }
+
     fn all_rooms(&self) -> Result<Vec<(String, String)>, StorageError> {
         let keys: Vec<Vec<u8>> = match self.applier.settle() {
             Ok(()) => self

@@ -14,7 +14,9 @@ use super::frame::OpCode;
 use super::multiplex::Multiplexed;
 use super::outbox::Outbox;
 use super::outbox::{outbox, Next, OutboxReceiver};
+use super::rate::MessageRate;
 use super::socket::{CloseKind, Message, ReadError, Socket, WRITE_BATCH_BYTES};
+use super::stall;
 use super::takeover::{Accepted, TakeoverSlot};
 use super::tasks::TaskGuard;
 use crate::auth::Access;
@@ -153,7 +155,8 @@ impl Connection {
     ) -> impl std::future::Future<Output = ()> {
         async move {
             tracing::debug!("connected");
-            let rate = rate_limiter(self.limits.messages_per_second);
+            stall::watch();
+            let mut rate = MessageRate::new(self.limits.messages_per_second, Instant::now());
             self.metrics.connections.inc();
             let mut heartbeat = tokio::time::interval(self.limits.ping_interval);
             heartbeat.tick().await;
@@ -182,7 +185,7 @@ impl Connection {
                         match inbound {
                             Some(Ok(message)) => {
                                 let data = matches!(message, Message::Text(_) | Message::Binary(_));
-                                if data && rate.check().is_err() {
+                                if data && !rate.admit(Instant::now(), stall::stalled_since) {
                                     tracing::info!("closing a connection over its message rate");
                                     break Ending::Refuse(close::POLICY_VIOLATION, "rate limit");
                                 }
@@ -419,13 +422,6 @@ async fn flush(socket: &mut Socket, outbox: &mut OutboxReceiver) -> Option<Endin
         written = socket.flush() => written.err().map(|_| Ending::PeerGone),
         order = outbox.closed() => Some(Ending::Close(order.code, order.reason)),
     }
-}
-
-/// A limiter of `per_second` messages per second with bursts of twice that.
-fn rate_limiter(per_second: u32) -> governor::DefaultDirectRateLimiter {
-    let rate = std::num::NonZeroU32::new(per_second).unwrap_or(std::num::NonZeroU32::MIN);
-    let burst = rate.saturating_mul(std::num::NonZeroU32::new(2).unwrap_or(std::num::NonZeroU32::MIN));
-    governor::RateLimiter::direct(governor::Quota::per_second(rate).allow_burst(burst))
 }
 
 /// The close that answers bytes the socket refused.

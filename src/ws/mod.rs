@@ -1,14 +1,17 @@
 //! Websocket connections: the upgrade into a room, the takeover of the stream from actix-http,
 //! the frames and the socket on the bare stream, the per-connection loop (reading changes,
 //! writing broadcasts, heartbeat, limits), the closing handshake (with a lingering close for a
-//! refused client), multiplexed synchronizer sockets and the bounded outbound queue.
+//! refused client), the message rate and the watchdog whose stalls it forgives, multiplexed
+//! synchronizer sockets and the bounded outbound queue.
 
 mod connection;
 pub mod frame;
 mod linger;
 pub mod multiplex;
 pub mod outbox;
+pub mod rate;
 pub mod socket;
+pub mod stall;
 pub mod takeover;
 pub mod tasks;
 

@@ -4,6 +4,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::close;
@@ -13,7 +14,7 @@ use crate::auth::{self, Access};
 use crate::config::PartyConfig;
 use crate::protocol::json::{self, JsValue};
 use crate::protocol::mergeable::frame::{FrameError, Reassembly};
-use crate::room::{JoinOutcome, RoomHandle, RoomKey, Rooms};
+use crate::room::{IpClaim, JoinOutcome, RoomHandle, RoomKey, Rooms};
 use crate::ws::outbox::Outbox;
 
 /// The most channels one socket may hold.
@@ -99,6 +100,8 @@ pub struct Channel {
     pub room: RoomHandle,
     /// What the token allows in that room.
     pub access: Access,
+    /// The channel's share of its client address's connection count, held while it lives.
+    pub ip_claim: Option<IpClaim>,
 }
 
 /// What every channel of one multiplexed socket shares: the party, the registry, the outbox its
@@ -110,6 +113,8 @@ pub struct ChannelContext {
     pub token: Option<String>,
     pub origin: Option<String>,
     pub path: String,
+    /// The client's address: each channel counts against its `max_connections_per_ip`.
+    pub ip: Option<IpAddr>,
 }
 
 /// A multiplexed socket's state.
@@ -162,6 +167,23 @@ impl ChannelContext {
                 return Ok(Subscribed::Refused(close::POLICY_VIOLATION, "channel not authorized"));
             }
         };
+        // A channel holds its room live as a socket does, so it counts as one: otherwise one
+        // address could hold 100 rooms per socket, max_connections_per_ip times over.
+        let ip_claim = match self.ip {
+            Some(ip) => {
+                match self.rooms.claim_ip(&self.party.name, ip, self.party.limits.max_connections_per_ip) {
+                    Some(claim) => Some(claim),
+                    None => {
+                        tracing::info!(%ip, "refusing a channel: too many connections from this address");
+                        return Ok(Subscribed::Refused(
+                            close::TRY_AGAIN_LATER,
+                            "too many connections from this address",
+                        ));
+                    }
+                }
+            }
+            None => None,
+        };
         let room = match self.rooms.room(&self.party, key) {
             Ok(room) => room,
             Err(why) => {
@@ -170,7 +192,7 @@ impl ChannelContext {
             }
         };
         Ok(match room.join_channel(socket, client_id.clone(), self.outbox.clone(), channel.into()).await {
-            Ok(JoinOutcome::Joined) => Subscribed::Joined(Channel { room, access }),
+            Ok(JoinOutcome::Joined) => Subscribed::Joined(Channel { room, access, ip_claim }),
             Ok(JoinOutcome::RoomFull) => Subscribed::Refused(close::TRY_AGAIN_LATER, "room is full"),
             Ok(JoinOutcome::StorageFailed) => {
                 Subscribed::Refused(close::INTERNAL_ERROR, "room storage unavailable")

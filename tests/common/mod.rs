@@ -101,6 +101,14 @@ pub async fn connect_url(url: &str) -> Socket {
     try_connect_url(url).await.unwrap_or_else(|error| panic!("connect {url}: {error}"))
 }
 
+/// A multiplexed synchronizer socket (the `tinybase` subprotocol) on `/parties/<party>`.
+pub async fn connect_multiplexed(addr: SocketAddr, party: &str) -> Socket {
+    let client = awc::Client::builder().timeout(DEADLINE).finish();
+    let url = format!("ws://{addr}/parties/{party}");
+    let (_, framed) = client.ws(url).protocols(["tinybase"]).connect().await.expect("connect multiplexed");
+    Socket { framed, inbox: Vec::new() }
+}
+
 /// A socket, or why the upgrade failed.
 pub async fn try_connect_url(url: &str) -> Result<Socket, awc::error::WsClientError> {
     let client = awc::Client::builder().timeout(DEADLINE).finish();
