@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Measures partyd's resident memory with many stored rooms and few live ones (issue 5's figure):
+// Measures partyd's resident memory with many stored rooms and few live ones:
 // stores ROOMS rooms, waits until idle unloading has taken them all out of memory, then touches
 // LIVE of them, reading the server's RSS from /proc at each step. Loopback only.
 //   cargo build --release && node scripts/room-memory.mjs [ROOMS=10000] [LIVE=100]

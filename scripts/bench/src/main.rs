@@ -1,4 +1,4 @@
-//! partyd's load generator (issue 6): fan-out deliveries with latencies, the highest sustained
+//! partyd's load generator: fan-out deliveries with latencies, the highest sustained
 //! fan-out rate, idle connections and their memory, GET throughput, and cold loads, against any
 //! server speaking TinyBase's PartyKit persister protocol. One JSON object per run on stdout.
 
