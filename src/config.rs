@@ -230,6 +230,7 @@ struct ServerSection {
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     outbound_buffer_bytes: Option<usize>,
+    slow_consumer_timeout_seconds: Option<u32>,
     ping_interval_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
     close_grace_seconds: Option<u64>,
@@ -317,6 +318,13 @@ impl Config {
                 defaults.outbound_buffer_bytes,
                 "server.outbound_buffer_bytes",
             )?,
+            slow_consumer_timeout_seconds: match server.slow_consumer_timeout_seconds {
+                Some(0) => {
+                    return Err(invalid("server.slow_consumer_timeout_seconds", "must be greater than 0"))
+                }
+                Some(seconds) => seconds,
+                None => defaults.slow_consumer_timeout_seconds,
+            },
             ping_interval: seconds(
                 server.ping_interval_seconds,
                 defaults.ping_interval,

@@ -137,6 +137,8 @@ async fn a_client_that_stops_reading_is_closed_with_1013_and_the_room_goes_on() 
     let dir = data_dir();
     let config = Config::conformance(dir.path().to_path_buf()).with_limits(|limits| {
         limits.outbound_buffer_bytes = 256 * 1024;
+        // Over half its buffer, `slow` holds the sender back until it is found stalled.
+        limits.slow_consumer_timeout_seconds = 1;
         // `slow` reads only after every change is sent, long after it was cut off: with the
         // default 2 s, a loaded machine drops it before it reads its way to the close frame.
         limits.close_grace = std::time::Duration::from_secs(120);

@@ -8,7 +8,11 @@ use super::ConfigError;
 /// Largest websocket message and HTTP body (16 MiB): over it, close 1009 / HTTP 413.
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 /// Unsent bytes one connection may hold before it is closed 1013 as a slow consumer (16 MiB).
+/// Over half of it, the writers of its rooms are no longer read until it is down to a quarter.
 pub const DEFAULT_OUTBOUND_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+/// A connection holding its rooms' writers back (over half its outbound buffer) whose client
+/// takes no byte for this long is closed 1013 as a slow consumer.
+pub const DEFAULT_SLOW_CONSUMER_TIMEOUT_SECONDS: u32 = 10;
 /// How often the server pings each websocket.
 pub const DEFAULT_PING_INTERVAL_SECONDS: u64 = 20;
 /// A websocket silent this long (no frame at all, pongs included) is closed.
@@ -46,8 +50,13 @@ pub const DEFAULT_LISTEN_BACKLOG: u32 = 1024;
 pub struct Limits {
     /// Largest websocket message and HTTP body.
     pub max_message_bytes: usize,
-    /// Unsent bytes a connection may hold before it is cut off.
+    /// Unsent bytes a connection may hold before it is cut off; over half, writers wait.
     pub outbound_buffer_bytes: usize,
+    /// How long (seconds) a connection holding writers back may take no byte before it is cut
+    /// off. A `u32`, not a `Duration`: it fits the padding after `messages_per_second`, and each
+    /// connection keeps a copy of its limits (16 bytes more would move every idle socket's task
+    /// to a bigger allocation).
+    pub slow_consumer_timeout_seconds: u32,
     /// Websocket ping period.
     pub ping_interval: Duration,
     /// Silence after which a websocket is closed.
@@ -76,11 +85,19 @@ pub struct Limits {
     pub max_http_connections_per_ip: usize,
 }
 
+impl Limits {
+    /// How long a connection holding writers back may take no byte before it is cut off.
+    pub fn slow_consumer_timeout(&self) -> Duration {
+        Duration::from_secs(self.slow_consumer_timeout_seconds.into())
+    }
+}
+
 impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             outbound_buffer_bytes: DEFAULT_OUTBOUND_BUFFER_BYTES,
+            slow_consumer_timeout_seconds: DEFAULT_SLOW_CONSUMER_TIMEOUT_SECONDS,
             ping_interval: Duration::from_secs(DEFAULT_PING_INTERVAL_SECONDS),
             idle_timeout: Duration::from_secs(DEFAULT_IDLE_TIMEOUT_SECONDS),
             close_grace: Duration::from_secs(DEFAULT_CLOSE_GRACE_SECONDS),

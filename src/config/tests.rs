@@ -58,6 +58,7 @@ fn every_key_is_read() {
         data_dir = "/var/lib/partyd"
         max_message_bytes = 1000
         outbound_buffer_bytes = 2000
+        slow_consumer_timeout_seconds = 4
         ping_interval_seconds = 5
         idle_timeout_seconds = 15
         close_grace_seconds = 7
@@ -92,6 +93,7 @@ fn every_key_is_read() {
         Limits {
             max_message_bytes: 1000,
             outbound_buffer_bytes: 2000,
+            slow_consumer_timeout_seconds: 4,
             ping_interval: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(15),
             close_grace: Duration::from_secs(7),

@@ -197,6 +197,7 @@ async fn websocket(
             PartyKind::TinybaseSync => ws::Protocol::Sync(Default::default()),
         },
         limits: party.limits.clone(),
+        pacing: Default::default(),
     };
     ws::upgrade(req, connection).await
 }
@@ -259,6 +260,7 @@ async fn multiplexed_websocket(req: &HttpRequest, state: &AppState, party_name: 
             Default::default(),
         ),
         limits: party.limits.clone(),
+        pacing: Default::default(),
     };
     ws::upgrade_with(req, connection, outbox, receiver).await
 }

@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::RoomKey;
 use crate::protocol::mergeable::frame::SyncMessage;
 use crate::protocol::persister::{Changes, Content};
+use crate::ws::backpressure::Pressure;
 use crate::ws::outbox::Outbox;
 
 /// Identifies one websocket within the whole server (several sockets may share a connection id).
@@ -80,7 +81,9 @@ pub enum ServerWriteResult {
     StorageFailed,
 }
 
-/// Counters a room task keeps for the registry to read without asking it.
+/// What a room task shares with its handles: counters to read without asking it, and its gate.
+/// Written only when they change, so that connections reading the gate on every message do not
+/// contend for the cache line.
 #[derive(Debug, Default)]
 pub struct RoomStats {
     /// Sockets in the room.
@@ -88,6 +91,9 @@ pub struct RoomStats {
     /// [`BUSY`], [`PARKED`] or [`EVICTED`]: whether the registry may make the room leave
     /// memory to make way for another (see `registry::LiveRooms::park`).
     parking: AtomicU8,
+    /// Held while an outbox of the room is over its pause mark: its writers wait. Reached
+    /// through here, not from the handle: every connection holds a handle.
+    pub pressure: Arc<Pressure>,
 }
 
 /// The task is running, or waiting with sockets or work: it stays.
@@ -161,6 +167,11 @@ pub(crate) enum Command {
     Shutdown {
         done: oneshot::Sender<()>,
     },
+    /// Answers once everything queued before it is handled and its frames delivered (a
+    /// writer's bytes in flight, see [`crate::ws::backpressure`]).
+    Handled {
+        done: oneshot::Sender<()>,
+    },
 }
 
 /// A live room, as seen from outside its task.
@@ -174,6 +185,16 @@ pub struct RoomHandle {
 impl RoomHandle {
     pub(crate) fn new(key: RoomKey, commands: mpsc::Sender<Command>, stats: Arc<RoomStats>) -> Self {
         Self { key, commands, stats }
+    }
+
+    /// Held while an outbox of the room is over its pause mark: writers wait before reading on.
+    pub fn pressure(&self) -> &Arc<Pressure> {
+        &self.stats.pressure
+    }
+
+    /// True when both handles reach the same room task.
+    pub fn same_room(&self, other: &RoomHandle) -> bool {
+        Arc::ptr_eq(&self.stats, &other.stats)
     }
 
     /// Sockets in the room now.
@@ -307,6 +328,13 @@ impl RoomHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::ServerChanges { changes, reply }).await?;
         answer.await.map_err(|_| RoomGone)
+    }
+
+    /// Asks the room to answer once everything queued before is handled and delivered.
+    pub async fn handled(&self) -> Result<oneshot::Receiver<()>, RoomGone> {
+        let (done, answer) = oneshot::channel();
+        self.send(Command::Handled { done }).await?;
+        Ok(answer)
     }
 
     /// Asks the room to finish its queued work, close its sockets with 1001 and stop.

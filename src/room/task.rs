@@ -4,6 +4,10 @@
 //! Group commit: the task takes every command already queued (up to a bound) as one round,
 //! writes the round's changes as one batch and waits for one flush, so a busy room pays one
 //! flush per round rather than per message, and many rooms share the flusher's flushes.
+//!
+//! The task never waits for a socket: a delivery that takes a member's outbox over its pause
+//! mark makes the room's [`Pressure`] hold its writers back (their connections stop reading,
+//! see [`crate::ws::backpressure`]); only a member past its outbound bound is cut off here.
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -28,6 +32,7 @@ use crate::log_limit::limited;
 use crate::metrics::{Metrics, PartyCounters};
 use crate::protocol::persister::{Changes, Permissions, PersisterStore, PutOutcome};
 use crate::storage::{DurableTicket, EntryWrite, OpenRound, Storage, StorageError, StoragePool};
+use crate::ws::backpressure::Pressure;
 use crate::ws::close;
 use crate::ws::outbox::{Outbox, SendError};
 
@@ -44,17 +49,14 @@ struct Member {
 }
 
 impl Member {
-    /// Sends `frame` to the member; `hold` keeps it back until [`Outbox::release_held`].
-    fn deliver(&self, frame: &ByteString, hold: bool) -> Result<(), SendError> {
+    /// Sends `frame` to the member from the room whose gate is `room`; `hold` keeps it back
+    /// until [`Outbox::release_held`].
+    fn deliver(&self, frame: &ByteString, hold: bool, room: &Arc<Pressure>) -> Result<(), SendError> {
         let frame = match &self.channel {
             None => frame.clone(),
             Some(channel) => format!("M\n{channel}\n{frame}").into(),
         };
-        if hold {
-            self.outbox.send_held(frame)
-        } else {
-            self.outbox.send(frame)
-        }
+        self.outbox.deliver(frame, hold, room)
     }
 }
 
@@ -81,6 +83,8 @@ pub(super) enum Effect {
     Inspect(oneshot::Sender<Option<Inspection>>, Option<Inspection>),
     Deleted(oneshot::Sender<bool>),
     ServerWrite(oneshot::Sender<ServerWriteResult>, ServerWriteResult),
+    /// Everything before is delivered: answer a writer's question (see [`Command::Handled`]).
+    Handled(oneshot::Sender<()>),
 }
 
 /// The room's queue, for changes to join a round waiting for its commit, and how many
@@ -408,6 +412,7 @@ impl RoomTask {
                 round.effects.push(Effect::Deleted(reply));
             }
             Command::Shutdown { done } => round.shutdown.push(done),
+            Command::Handled { done } => round.effects.push(Effect::Handled(done)),
         }
     }
 
@@ -461,8 +466,12 @@ impl RoomTask {
         Some(store.restore_payload(changes))
     }
 
+    /// Publishes the member count, only when it changed: every broadcast counts, and a store
+    /// would take the line from the connections reading the room's gate beside it.
     fn count_members(&self) {
-        self.stats.connections.store(self.members.len(), Ordering::Relaxed);
+        if self.stats.connections.load(Ordering::Relaxed) != self.members.len() {
+            self.stats.connections.store(self.members.len(), Ordering::Relaxed);
+        }
     }
 
     fn inspect(&self) -> Option<Inspection> {
@@ -600,6 +609,11 @@ impl RoomTask {
             };
             let Some(command) = command else { break };
             handled += 1;
+            if matches!(command, Command::Handled { .. }) {
+                // No writes: it joins any round, and answers after the changes before it.
+                self.handle(command, round);
+                continue;
+            }
             let joined = match &command {
                 Command::Changes { .. } => open.try_join(),
                 _ => None,
@@ -635,7 +649,7 @@ impl RoomTask {
             Effect::Broadcast { exclude, frame } => self.broadcast(exclude.as_deref(), frame, hold),
             Effect::Send { socket, frame } => {
                 if let Some(member) = self.members.get(&socket) {
-                    if member.deliver(&frame, hold).is_err() {
+                    if member.deliver(&frame, hold, &self.stats.pressure).is_err() {
                         member.outbox.close(close::TRY_AGAIN_LATER, "slow consumer");
                         self.members.remove(&socket);
                         self.count_members();
@@ -655,6 +669,7 @@ impl RoomTask {
             Effect::Inspect(reply, inspection) => drop(reply.send(inspection)),
             Effect::Deleted(reply) => drop(reply.send(true)),
             Effect::ServerWrite(reply, result) => drop(reply.send(result)),
+            Effect::Handled(done) => drop(done.send(())),
         }
     }
 
@@ -668,6 +683,7 @@ impl RoomTask {
                 Effect::Inspect(reply, _) => drop(reply.send(None)),
                 Effect::Deleted(reply) => drop(reply.send(false)),
                 Effect::ServerWrite(reply, _) => drop(reply.send(ServerWriteResult::StorageFailed)),
+                Effect::Handled(done) => drop(done.send(())),
             }
         }
         let reason = if error.is_full() { "storage full" } else { "storage error" };
@@ -682,11 +698,12 @@ impl RoomTask {
     /// take it (too many unsent bytes) is cut off as a slow consumer.
     fn broadcast(&mut self, exclude: Option<&str>, frame: ByteString, hold: bool) {
         let mut delivered = 0u64;
+        let pressure = &self.stats.pressure;
         self.members.retain(|socket, member| {
             if exclude == Some(&*member.connection_id) {
                 return true;
             }
-            match member.deliver(&frame, hold) {
+            match member.deliver(&frame, hold, pressure) {
                 Ok(()) => {
                     delivered += 1;
                     true

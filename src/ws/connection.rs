@@ -1,6 +1,10 @@
 //! One websocket connection: joins its room before the upgrade is answered, then loops over
 //! inbound messages (parsed here, off the room task), outbound frames from its bounded queue
 //! (written in batches), close orders from the room, and the heartbeat.
+//!
+//! It reads its client's next message only when its rooms have room for it (see
+//! [`super::backpressure`]): a writer faster than its rooms' readers is paused, not its readers
+//! cut off, and a paused connection still writes, pings and obeys close orders.
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -9,6 +13,7 @@ use std::time::Instant;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpMessage as _, HttpRequest, HttpResponse};
 
+use super::backpressure::{Pacing, Pressure, ASK_EVERY_FRACTION};
 use super::close;
 use super::frame::OpCode;
 use super::multiplex::Multiplexed;
@@ -48,6 +53,8 @@ pub struct Connection {
     pub protocol: Protocol,
     /// Limits and timings.
     pub limits: Limits,
+    /// What the socket sent its rooms that they may not have broadcast yet.
+    pub pacing: Pacing,
 }
 
 /// The protocol of a party's sockets.
@@ -179,15 +186,26 @@ impl Connection {
                         Next::Close(order) => break Ending::Close(order.code, order.reason),
                         Next::Detached => break Ending::Close(close::GOING_AWAY, "room closed"),
                     },
-                    inbound = socket.recv() => {
+                    inbound = async {
+                        if self.held_back() {
+                            // Boxed: the rare wait does not make every idle socket's task bigger.
+                            Box::pin(self.until_rooms_have_room()).await;
+                        }
+                        socket.recv().await
+                    } => {
                         take_stream_back(&mut socket, &mut outbox);
                         last_heard = Instant::now();
                         match inbound {
                             Some(Ok(message)) => {
                                 let data = matches!(message, Message::Text(_) | Message::Binary(_));
                                 if data && !rate.admit(Instant::now(), stall::stalled_since) {
-                                    tracing::info!("closing a connection over its message rate");
-                                    break Ending::Refuse(close::POLICY_VIOLATION, "rate limit");
+                                    if !self.pacing.catching_up() {
+                                        tracing::info!("closing a connection over its message rate");
+                                        break Ending::Refuse(close::POLICY_VIOLATION, "rate limit");
+                                    }
+                                    // What the client sent while it was paused comes at once:
+                                    // it is read at the allowed rate, not refused.
+                                    Box::pin(paced(&mut rate)).await;
                                 }
                                 if let Some(ending) = Box::pin(self.on_message(message, &mut socket)).await {
                                     break ending;
@@ -204,9 +222,13 @@ impl Connection {
                     }
                     _ = heartbeat.tick() => {
                         take_stream_back(&mut socket, &mut outbox);
-                        if last_heard.elapsed() >= self.limits.idle_timeout {
+                        if self.held_back() {
+                            // Paused, the client's frames (pongs too) wait unread: it is not idle.
+                            last_heard = Instant::now();
+                        } else if last_heard.elapsed() >= self.limits.idle_timeout {
                             break Ending::Close(close::NORMAL, "idle timeout");
                         }
+                        self.pacing.tick(self.held_back());
                         socket.queue(OpCode::Ping, b"");
                         if let Some(ending) = Box::pin(flush(&mut socket, &mut outbox)).await {
                             break ending;
@@ -214,9 +236,63 @@ impl Connection {
                     }
                 }
             };
+            // Frames still queued are not sent now: gone, they hold no writers back.
+            drop(outbox);
             Box::pin(self.finish(ending, socket)).await;
             drop(counted);
         }
+    }
+
+    /// Returns once the rooms this socket writes to have room for its next message: at most
+    /// [`super::backpressure::UNANSWERED`] of its questions are open and no outbox of those
+    /// rooms is over its pause mark. Cancel-safe.
+    async fn until_rooms_have_room(&self) {
+        loop {
+            if self.pacing.too_much_in_flight() {
+                self.pacing.paused();
+                self.pacing.answered().await;
+                continue;
+            }
+            let Some(room) = self.held_room() else { return };
+            self.pacing.paused();
+            room.opened().await;
+        }
+    }
+
+    /// True while the socket is not read because of its rooms.
+    fn held_back(&self) -> bool {
+        self.pacing.too_much_in_flight() || self.held_room().is_some()
+    }
+
+    /// A room this socket writes to whose writers are held back, if any (a multiplexed socket
+    /// waits for each of its channels' rooms: its next message may be for any of them).
+    fn held_room(&self) -> Option<Arc<Pressure>> {
+        if let Some(room) = &self.room {
+            return (!room.pressure().is_open()).then(|| room.pressure().clone());
+        }
+        let Protocol::Multiplexed(multiplexed, _) = &self.protocol else { return None };
+        let multiplexed = multiplexed.borrow();
+        multiplexed
+            .channels
+            .values()
+            .map(|channel| channel.room.pressure())
+            .find(|room| !room.is_open())
+            .cloned()
+    }
+
+    /// Counts `bytes` handed to `room`, and asks the rooms written to for an answer when a
+    /// question is due (see [`super::backpressure`]).
+    pub(super) async fn count_sent(&self, room: &RoomHandle, bytes: usize) {
+        let ask_every = (self.limits.outbound_buffer_bytes / ASK_EVERY_FRACTION).max(1);
+        let Some(rooms) = self.pacing.sent(room, bytes, ask_every) else { return };
+        let mut answers = Vec::with_capacity(rooms.len());
+        for room in rooms {
+            // A room gone has nothing in flight.
+            if let Ok(answer) = room.handled().await {
+                answers.push(answer);
+            }
+        }
+        self.pacing.asked(answers);
     }
 
     /// Leaves the rooms, counts the close and ends the socket (with a close frame, if any).
@@ -301,6 +377,7 @@ impl Connection {
                     if room.send_changes(self.socket, self.connection_id.clone(), changes).await.is_err() {
                         return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));
                     }
+                    self.count_sent(room, text.len()).await;
                 }
                 Err(ignored) => {
                     self.counters.ignored_invalid.inc();
@@ -372,6 +449,7 @@ impl Connection {
         if room.send_sync(self.socket, recipient.to_owned(), remainders, message).await.is_err() {
             return Some(Ending::Close(close::GOING_AWAY, "server shutting down"));
         }
+        self.count_sent(room, payload.map_or(0, str::len)).await;
         None
     }
 
@@ -416,11 +494,26 @@ async fn send_ready_frames(
 }
 
 /// Writes what the socket has gathered, unless the room orders the connection closed first (a
-/// client that does not read must not hold its connection task).
+/// client that does not read must not hold its connection task). A client that takes nothing
+/// while it holds its rooms' writers back is closed as a slow consumer.
 async fn flush(socket: &mut Socket, outbox: &mut OutboxReceiver) -> Option<Ending> {
     tokio::select! {
-        written = socket.flush() => written.err().map(|_| Ending::PeerGone),
+        written = socket.flush() => match written {
+            Ok(()) => None,
+            Err(error) if error.kind() == std::io::ErrorKind::TimedOut => {
+                tracing::warn!("closing a slow consumer: it holds its room's writers back and reads nothing");
+                Some(Ending::Close(close::TRY_AGAIN_LATER, "slow consumer"))
+            }
+            Err(_) => Some(Ending::PeerGone),
+        },
         order = outbox.closed() => Some(Ending::Close(order.code, order.reason)),
+    }
+}
+
+/// Waits until `rate` lets one more message through, and counts it.
+async fn paced(rate: &mut MessageRate) {
+    while !rate.admit(Instant::now(), stall::stalled_since) {
+        tokio::time::sleep(rate.interval()).await;
     }
 }
 

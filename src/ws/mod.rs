@@ -2,8 +2,10 @@
 //! the frames and the socket on the bare stream, the per-connection loop (reading changes,
 //! writing broadcasts, heartbeat, limits), the closing handshake (with a lingering close for a
 //! refused client), the message rate and the watchdog whose stalls it forgives, multiplexed
-//! synchronizer sockets and the bounded outbound queue.
+//! synchronizer sockets, the bounded outbound queue and the backpressure that slows a room's
+//! writers down to its readers.
 
+pub mod backpressure;
 mod connection;
 pub mod frame;
 mod linger;
@@ -31,7 +33,7 @@ pub mod close {
     pub const MESSAGE_TOO_BIG: u16 = 1009;
     /// The server failed (storage error).
     pub const INTERNAL_ERROR: u16 = 1011;
-    /// The client did not read fast enough (slow consumer).
+    /// The client stopped reading (slow consumer).
     pub const TRY_AGAIN_LATER: u16 = 1013;
     /// Normal closure (e.g. after a long silence from the client).
     pub const NORMAL: u16 = 1000;

@@ -18,6 +18,10 @@
 //! task is not woken at all (a wake-up, a poll of its loop and a second lock per delivery
 //! saved). Bytes the kernel does not take go to the connection task, which writes them before
 //! anything else.
+//!
+//! An outbox also tells the room's writers when to wait: over the pause mark it holds the
+//! [`Pressure`] of the rooms that fill it, and lets go once its connection has written it down
+//! (see [`super::backpressure`]). That costs a delivery one comparison while under the mark.
 
 use std::collections::VecDeque;
 use std::future::poll_fn;
@@ -27,6 +31,7 @@ use std::task::{Context, Poll, Waker};
 use bytestring::ByteString;
 use tokio::net::TcpStream;
 
+use super::backpressure::{pause_mark, resume_mark, Pressure};
 use super::frame::{self, OpCode};
 
 /// A drained queue keeps the capacity of at most this many frames: a burst does not leave an
@@ -79,6 +84,19 @@ struct State {
     /// While lent, `unwritten` holds frames the room is holding back, to write them in one go
     /// with [`Outbox::release_held`].
     held: bool,
+    /// The rooms whose writers wait for this outbox: it is (or was, above the resume mark) over
+    /// the pause mark. Boxed: a pointer keeps an idle connection's allocation in its size class.
+    holding: Option<Box<HeldRooms>>,
+}
+
+/// The gates of the rooms an outbox over its pause mark holds (never empty).
+struct HeldRooms(Vec<Arc<Pressure>>);
+
+impl HeldRooms {
+    /// Lets the rooms' writers go on (outside the outbox's lock).
+    fn release(self) {
+        self.0.iter().for_each(|room| room.release());
+    }
 }
 
 impl Shared {
@@ -104,6 +122,28 @@ impl State {
     /// on an error, a full socket buffer or no stream).
     fn try_write(&self, bytes: &[u8]) -> usize {
         self.stream.as_ref().map_or(0, |stream| stream.try_write(bytes).unwrap_or(0))
+    }
+
+    /// Holds `room`'s writers back if the outbox is over the pause mark and does not already.
+    fn hold_if_over(&mut self, limit: usize, room: Option<&Arc<Pressure>>) {
+        let Some(room) = room else { return };
+        if self.pending <= pause_mark(limit) {
+            return;
+        }
+        let holding = &mut self.holding.get_or_insert_with(|| Box::new(HeldRooms(Vec::new()))).0;
+        if !holding.iter().any(|held| Arc::ptr_eq(held, room)) {
+            room.hold();
+            holding.push(room.clone());
+        }
+    }
+
+    /// The rooms to let go once the outbox is down to the resume mark (released by the caller,
+    /// outside the lock).
+    fn let_go_if_drained(&mut self, limit: usize) -> Option<Box<HeldRooms>> {
+        if self.pending > resume_mark(limit) {
+            return None;
+        }
+        self.holding.take()
     }
 
     fn pop_frame(&mut self) -> Option<ByteString> {
@@ -138,6 +178,7 @@ pub fn outbox(limit: usize) -> (Outbox, OutboxReceiver) {
         lent: false,
         unwritten: Vec::new(),
         held: false,
+        holding: None,
     };
     let shared = Arc::new(Shared { state: Mutex::new(state), limit });
     (Outbox { shared: shared.clone() }, OutboxReceiver { shared })
@@ -167,23 +208,32 @@ impl Drop for Outbox {
     }
 }
 
+/// Lets go of the rooms an outbox held, if any.
+fn release(rooms: Option<Box<HeldRooms>>) {
+    if let Some(rooms) = rooms {
+        rooms.release();
+    }
+}
+
 impl Outbox {
-    /// Queues a text frame unless that would put the connection over its byte limit.
+    /// Queues a text frame unless that would put the connection over its byte limit (a frame
+    /// of no room's: it holds no writers back).
     pub fn send(&self, frame: ByteString) -> Result<(), SendError> {
-        self.push(frame, false)
+        self.push(frame, false, None)
     }
 
-    /// Like [`Self::send`], but a frame the room would write itself is held back, with any
-    /// others held after it, until [`Self::release_held`]: a room sending several frames to a
-    /// connection in one round writes them with one system call.
-    pub fn send_held(&self, frame: ByteString) -> Result<(), SendError> {
-        self.push(frame, true)
+    /// Queues a frame from the room whose gate is `room`, which holds the room's writers back
+    /// while the outbox is over its pause mark. With `hold`, a frame the room would write itself
+    /// is held back, with any others held after it, until [`Self::release_held`]: a room sending
+    /// several frames to a connection in one round writes them with one system call.
+    pub fn deliver(&self, frame: ByteString, hold: bool, room: &Arc<Pressure>) -> Result<(), SendError> {
+        self.push(frame, hold, Some(room))
     }
 
-    /// Writes the frames held back by [`Self::send_held`]; what the kernel does not take goes
+    /// Writes the frames held back by [`Self::deliver`]; what the kernel does not take goes
     /// to the connection task, as for any frame the room writes.
     pub fn release_held(&self) {
-        let waker = {
+        let (waker, drained) = {
             let mut state = self.shared.lock();
             if !std::mem::take(&mut state.held) || !state.lent || state.unwritten.is_empty() {
                 // Nothing held, or the connection has taken the held frames itself.
@@ -192,21 +242,30 @@ impl Outbox {
             let mut held = std::mem::take(&mut state.unwritten);
             let written = state.try_write(&held);
             state.pending -= written;
+            let drained = state.let_go_if_drained(self.shared.limit);
             if written == held.len() {
                 held_buffers::give_back(held);
-                return;
+                (None, drained)
+            } else {
+                held.drain(..written);
+                state.unwritten = held;
+                state.lent = false;
+                (state.take_waker(), drained)
             }
-            held.drain(..written);
-            state.unwritten = held;
-            state.lent = false;
-            state.take_waker()
         };
+        release(drained);
         if let Some(waker) = waker {
             waker.wake();
         }
     }
 
-    fn push(&self, frame: ByteString, hold: bool) -> Result<(), SendError> {
+    /// [`Self::deliver`] with `hold`, from no room.
+    #[cfg(test)]
+    fn send_held(&self, frame: ByteString) -> Result<(), SendError> {
+        self.push(frame, true, None)
+    }
+
+    fn push(&self, frame: ByteString, hold: bool, room: Option<&Arc<Pressure>>) -> Result<(), SendError> {
         let waker = {
             let mut state = self.shared.lock();
             if state.pending.saturating_add(frame.len()) > self.shared.limit {
@@ -224,6 +283,7 @@ impl Outbox {
                     let before = state.unwritten.len();
                     frame::encode(&mut state.unwritten, OpCode::Text, frame.as_bytes());
                     state.pending += state.unwritten.len() - before;
+                    state.hold_if_over(self.shared.limit, room);
                     return Ok(());
                 }
                 if write_lent(&mut state, &frame) {
@@ -236,6 +296,7 @@ impl Outbox {
                 state.pending += frame.len();
                 state.frames.push_back(frame);
             }
+            state.hold_if_over(self.shared.limit, room);
             state.take_waker()
         };
         if let Some(waker) = waker {
@@ -244,17 +305,18 @@ impl Outbox {
         Ok(())
     }
 
-    /// Orders the connection closed with `code`/`reason`, ahead of any queued frames.
-    /// The first order wins; later ones are ignored.
+    /// Orders the connection closed with `code`/`reason`, ahead of any queued frames (which
+    /// then hold no writers back). The first order wins; later ones are ignored.
     pub fn close(&self, code: u16, reason: &'static str) {
-        let waker = {
+        let (waker, holding) = {
             let mut state = self.shared.lock();
             if state.close.is_some() {
                 return;
             }
             state.close = Some(CloseOrder { code, reason });
-            state.take_waker()
+            (state.take_waker(), state.holding.take())
         };
+        release(holding);
         if let Some(waker) = waker {
             waker.wake();
         }
@@ -412,19 +474,24 @@ impl OutboxReceiver {
 
     /// Marks `len` bytes of a frame as handed to the socket.
     pub fn sent(&self, len: usize) {
-        let mut state = self.shared.lock();
-        state.pending = state.pending.saturating_sub(len);
+        let drained = {
+            let mut state = self.shared.lock();
+            state.pending = state.pending.saturating_sub(len);
+            state.let_go_if_drained(self.shared.limit)
+        };
+        release(drained);
     }
 }
 
 impl Drop for OutboxReceiver {
     fn drop(&mut self) {
-        let frames = {
+        let (frames, holding) = {
             let mut state = self.shared.lock();
             state.receiver_alive = false;
             state.lent = false;
-            std::mem::take(&mut state.frames)
+            (std::mem::take(&mut state.frames), state.holding.take())
         };
+        release(holding);
         drop(frames);
     }
 }
@@ -436,6 +503,12 @@ pub struct SharedStream {
 }
 
 impl SharedStream {
+    /// True while the outbox holds some room's writers back (it is over its pause mark): a
+    /// socket that then takes no bytes for a while is a slow consumer.
+    pub fn holds_writers(&self) -> bool {
+        self.shared.lock().holding.is_some()
+    }
+
     /// Runs `io` on the stream; an error once the stream is closed.
     pub fn with<R>(&self, io: impl FnOnce(&TcpStream) -> std::io::Result<R>) -> std::io::Result<R> {
         match &self.shared.lock().stream {
@@ -751,6 +824,40 @@ mod tests {
         client.read_exact(&mut received).await.unwrap();
         received.extend_from_slice(&unwritten);
         assert!(received == expected, "the kernel's part and the rest join into every frame, in order");
+    }
+
+    #[tokio::test]
+    async fn over_the_pause_mark_an_outbox_holds_its_rooms_writers_until_it_is_down_to_the_resume_mark() {
+        let (outbox, mut receiver) = outbox(100);
+        let (room, other) = (Arc::new(Pressure::default()), Arc::new(Pressure::default()));
+        outbox.deliver("x".repeat(50).into(), false, &room).unwrap();
+        assert!(room.is_open(), "at the mark, not over it");
+        outbox.deliver("x".repeat(10).into(), false, &room).unwrap();
+        assert!(!room.is_open(), "over half its bound: the room's writers wait");
+        outbox.deliver("x".repeat(10).into(), false, &room).unwrap();
+        outbox.deliver("x".repeat(10).into(), false, &other).unwrap();
+        assert!(!other.is_open(), "another room filling it while over the mark waits too");
+        assert_eq!(room.held(), 1, "counted once a room");
+        assert!(matches!(receiver.next().await, Next::Frame(_)));
+        receiver.sent(50);
+        assert!(!room.is_open() && !other.is_open(), "30 unsent: above a quarter of its bound");
+        assert!(matches!(receiver.next().await, Next::Frame(_)));
+        receiver.sent(10);
+        assert!(room.is_open() && other.is_open(), "down to a quarter: the writers go on");
+        outbox.deliver("x".repeat(60).into(), false, &room).unwrap();
+        assert!(!room.is_open());
+        outbox.close(1013, "slow consumer");
+        assert!(room.is_open(), "a closed outbox holds nobody back");
+    }
+
+    #[tokio::test]
+    async fn a_connection_gone_holds_no_writers_back() {
+        let (outbox, receiver) = outbox(100);
+        let room = Arc::new(Pressure::default());
+        outbox.deliver("x".repeat(80).into(), true, &room).unwrap();
+        assert!(!room.is_open(), "held frames count as well");
+        drop(receiver);
+        assert!(room.is_open());
     }
 
     #[tokio::test]

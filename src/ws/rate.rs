@@ -54,6 +54,11 @@ impl MessageRate {
         Self { interval, burst, due: None, credit: Duration::ZERO, opened: now }
     }
 
+    /// The time between messages at the limit.
+    pub fn interval(&self) -> Duration {
+        self.interval
+    }
+
     /// Counts one message read at `now`: false if it is over the limit. Only then is
     /// `stalled_since(opened, now)` asked how long the recent stalls since the connection
     /// opened lasted (see [`super::stall::stalled_since`]), and that time is tolerated.

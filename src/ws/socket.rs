@@ -6,6 +6,10 @@
 //! are read into a buffer only when the kernel says some are there, and the buffer is let go
 //! once it holds no partial frame; frames to send are gathered into one buffer, written, and it
 //! is let go.
+//!
+//! A write that waits for the client is also where a slow consumer shows: a socket whose outbox
+//! holds its rooms' writers back and whose client takes no byte for the slow-consumer timeout
+//! fails with `TimedOut` (see `super::backpressure`).
 
 use std::io;
 use std::task::{Context, Poll};
@@ -113,13 +117,27 @@ pub struct Socket {
     /// Frames gathered and not yet written, from `written` on.
     out: Vec<u8>,
     written: usize,
-    max_message: usize,
+    /// The largest message (as a `u32`, which no sane limit exceeds, so that it and `stall_ms`
+    /// take the 8 bytes `max_message` alone took of every idle socket).
+    max_message: u32,
+    /// How long (ms) the client may take no byte while the outbox holds writers back.
+    stall_ms: u32,
 }
 
 impl Socket {
-    /// A socket over `io`, with bytes the HTTP parser read past the handshake (`early`).
-    pub fn new(io: SharedStream, early: BytesMut, max_message: usize) -> Self {
-        Self { io, read: early, partial: None, out: Vec::new(), written: 0, max_message }
+    /// A socket over `io`, with bytes the HTTP parser read past the handshake (`early`); its
+    /// writes fail with `TimedOut` when the client takes no byte for `stall` while the outbox
+    /// holds writers back.
+    pub fn new(io: SharedStream, early: BytesMut, max_message: usize, stall: Duration) -> Self {
+        Self {
+            io,
+            read: early,
+            partial: None,
+            out: Vec::new(),
+            written: 0,
+            max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
+            stall_ms: u32::try_from(stall.as_millis()).unwrap_or(u32::MAX),
+        }
     }
 
     fn poll_ready(&self, cx: &mut Context<'_>, write: bool) -> Poll<io::Result<()>> {
@@ -155,8 +173,9 @@ impl Socket {
 
     /// Decodes buffered frames until one completes a message.
     fn take_message(&mut self) -> Result<Option<Message>, ReadError> {
+        let max_message = self.max_message as usize;
         loop {
-            let Some(frame) = frame::decode(&mut self.read, self.max_message)? else {
+            let Some(frame) = frame::decode(&mut self.read, max_message)? else {
                 if self.read.is_empty() {
                     self.read = BytesMut::new();
                 }
@@ -176,7 +195,7 @@ impl Socket {
                             "a continuation frame without a message to continue",
                         ));
                     };
-                    if joined.len() + payload.len() > self.max_message {
+                    if joined.len() + payload.len() > max_message {
                         return Err(ReadError::TooBig);
                     }
                     joined.extend_from_slice(&payload);
@@ -216,20 +235,35 @@ impl Socket {
     }
 
     /// Writes everything gathered. Cancel-safe: what is unwritten stays for the next call.
+    /// Fails with `TimedOut` when the client takes no byte for the slow-consumer timeout while
+    /// the outbox holds writers back.
     pub async fn flush(&mut self) -> io::Result<()> {
         while self.written < self.out.len() {
             match self.io.with(|io| io.try_write(&self.out[self.written..])) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(count) => self.written += count,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    std::future::poll_fn(|cx| self.poll_ready(cx, true)).await?
-                }
+                // Boxed: the timer would make every idle connection's task bigger.
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => Box::pin(self.writable()).await?,
                 Err(error) => return Err(error),
             }
         }
         self.out = Vec::new();
         self.written = 0;
         Ok(())
+    }
+
+    /// Waits until the kernel takes bytes again. The timer runs only here, where the client
+    /// is already behind: writes the kernel takes at once cost nothing more.
+    async fn writable(&self) -> io::Result<()> {
+        loop {
+            let ready = std::future::poll_fn(|cx| self.poll_ready(cx, true));
+            match tokio::time::timeout(Duration::from_millis(self.stall_ms.into()), ready).await {
+                Ok(ready) => return ready,
+                Err(_) if self.io.holds_writers() => return Err(io::ErrorKind::TimedOut.into()),
+                // Behind, but holding nobody up: it may take its time.
+                Err(_) => {}
+            }
+        }
     }
 
     /// The server's end of the closing handshake, all within `grace`, after which the TCP
@@ -305,7 +339,8 @@ mod tests {
         let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
         let (server, _) = listener.accept().await.unwrap();
         let (_outbox, mut receiver) = super::super::outbox::outbox(0);
-        (Socket::new(receiver.attach(server), BytesMut::from(wire), max_message), client)
+        let stall = Duration::from_secs(10);
+        (Socket::new(receiver.attach(server), BytesMut::from(wire), max_message, stall), client)
     }
 
     fn messages(socket: &mut Socket) -> Vec<Result<Message, ReadError>> {

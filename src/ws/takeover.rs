@@ -81,7 +81,13 @@ where
                 return Ok(());
             }
             let Accepted { connection, mut receiver, span } = accepted;
-            let socket = Socket::new(receiver.attach(io), early, connection.limits.max_message_bytes);
+            let limits = &connection.limits;
+            let socket = Socket::new(
+                receiver.attach(io),
+                early,
+                limits.max_message_bytes,
+                limits.slow_consumer_timeout(),
+            );
             actix_web::rt::spawn(connection.run(socket, receiver, tasks.enter()).instrument(span));
         }
         _ => {

@@ -135,7 +135,12 @@ impl Socket {
 
     /// The next text frame, or how the socket ended.
     pub async fn next_event(&mut self) -> Result<String, Ended> {
-        let deadline = Instant::now() + DEADLINE;
+        self.next_event_within(DEADLINE).await
+    }
+
+    /// The next text frame, or how the socket ended; panics after `wait`.
+    pub async fn next_event_within(&mut self, wait: Duration) -> Result<String, Ended> {
+        let deadline = Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let frame =
