@@ -430,12 +430,13 @@ fn rate_limiter(per_second: u32) -> governor::DefaultDirectRateLimiter {
 
 /// The close that answers bytes the socket refused.
 fn read_error_ending(error: &ReadError) -> Ending {
+    let code = error.close_code();
     match error {
-        ReadError::TooBig => Ending::Refuse(close::MESSAGE_TOO_BIG, "message too big"),
-        ReadError::NotUtf8 => Ending::Refuse(close::INVALID_PAYLOAD, "text frame is not valid UTF-8"),
+        ReadError::TooBig => Ending::Refuse(code, "message too big"),
+        ReadError::NotUtf8 => Ending::Refuse(code, "text frame is not valid UTF-8"),
         ReadError::Protocol(reason) => {
             tracing::info!(reason, "websocket protocol error");
-            Ending::Refuse(close::PROTOCOL_ERROR, "protocol error")
+            Ending::Refuse(code, "protocol error")
         }
         ReadError::BadClose(reason) => {
             tracing::info!(reason, "a close frame the RFC forbids");
