@@ -77,6 +77,12 @@ pub async fn upgrade_with(
     outbox: Outbox,
     receiver: OutboxReceiver,
 ) -> HttpResponse {
+    // RFC 6455 §4.2.1: the opening handshake is an HTTP/1.1 (or later) GET, and actix-http's
+    // check below leaves the version out.
+    if req.version() < actix_web::http::Version::HTTP_11 {
+        tracing::info!(version = ?req.version(), "refusing a websocket handshake before HTTP/1.1");
+        return HttpResponse::BadRequest().body("a websocket handshake needs HTTP/1.1");
+    }
     if let Err(error) = actix_http::ws::verify_handshake(req.head()) {
         tracing::info!(%error, "refusing a websocket handshake");
         return HttpResponse::from(actix_http::Response::from(error));
