@@ -8,8 +8,9 @@
 //! - it never panics, and answers or closes within 5 s of the client's end of the request;
 //! - an answer is an HTTP/1.x status line, never a 5xx (the limits are set so that no room is
 //!   full and no address over its share);
-//! - a 101 only answers a well-formed GET asking for websocket version 13 with a key, and
-//!   carries the `Sec-WebSocket-Accept` of that key (RFC 6455 §4.2).
+//! - a 101 only answers a well-formed HTTP/1.1 GET asking for websocket version 13 with a key
+//!   of 16 bytes in base64, carries the `Sec-WebSocket-Accept` of that key, and names no
+//!   subprotocol the client did not offer (RFC 6455 §4.2).
 #![no_main]
 
 use std::io::{Read as _, Write as _};
@@ -94,6 +95,7 @@ struct Asked {
     connection_upgrade: bool,
     version_13: bool,
     key: Option<Vec<u8>>,
+    subprotocols: Vec<String>,
 }
 
 fn asked(request: &[u8]) -> Option<Asked> {
@@ -117,6 +119,7 @@ fn asked(request: &[u8]) -> Option<Asked> {
         connection_upgrade: tokens("connection").iter().any(|token| token == "upgrade"),
         version_13: value("sec-websocket-version").is_some_and(|v| v.trim_ascii() == b"13"),
         key: value("sec-websocket-key").map(<[u8]>::to_vec),
+        subprotocols: tokens("sec-websocket-protocol"),
     })
 }
 
@@ -145,6 +148,8 @@ fn check(request: &[u8], answer: &[u8]) {
     assert!(asked.upgrade_websocket && asked.connection_upgrade, "a 101 answers an upgrade request");
     assert!(asked.version_13, "a 101 answers websocket version 13");
     let key = asked.key.expect("a 101 answers a request with a key");
+    let nonce = base64::engine::general_purpose::STANDARD.decode(key.trim_ascii());
+    assert!(nonce.is_ok_and(|nonce| nonce.len() == 16), "a 101 answers a key of 16 bytes in base64");
     let header =
         |name: &str| response.headers.iter().find(|h| h.name.eq_ignore_ascii_case(name)).map(|h| h.value);
     let mut hasher = sha1::Sha1::new();
@@ -153,6 +158,10 @@ fn check(request: &[u8], answer: &[u8]) {
     let accept = base64::engine::general_purpose::STANDARD.encode(hasher.finalize());
     assert_eq!(header("sec-websocket-accept"), Some(accept.as_bytes()), "the accept of the key");
     assert!(header("upgrade").is_some_and(|v| v.eq_ignore_ascii_case(b"websocket")));
+    if let Some(chosen) = header("sec-websocket-protocol") {
+        let chosen = String::from_utf8_lossy(chosen).to_ascii_lowercase();
+        assert!(asked.subprotocols.contains(&chosen), "a 101 names only a subprotocol the client offered");
+    }
 }
 
 fuzz_target!(|input: &[u8]| {
