@@ -235,3 +235,25 @@ async fn bursts_from_two_senders_reach_every_other_socket_whole_and_in_order() {
     );
     server.server.shutdown().await.unwrap();
 }
+
+#[actix_web::test]
+async fn an_upgrade_over_http_1_0_is_refused_with_400() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = data_dir();
+    let server = start(dir.path());
+    // RFC 6455 §4.2.1: the opening handshake is an HTTP/1.1 GET; the same request in HTTP/1.1
+    // is accepted.
+    for (version, answer) in [("HTTP/1.0", "HTTP/1.1 400"), ("HTTP/1.1", "HTTP/1.1 101")] {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        let request = format!(
+            "GET /parties/main/room?_pk=a {version}\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+             Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+             Sec-WebSocket-Version: 13\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut head = [0; 12];
+        tokio::time::timeout(DEADLINE, stream.read_exact(&mut head)).await.unwrap().unwrap();
+        assert_eq!(String::from_utf8_lossy(&head), answer, "{version}");
+    }
+    server.server.shutdown().await.unwrap();
+}

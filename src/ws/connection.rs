@@ -86,6 +86,12 @@ pub async fn upgrade_with(
     outbox: Outbox,
     receiver: OutboxReceiver,
 ) -> HttpResponse {
+    // RFC 6455 §4.2.1: the opening handshake is an HTTP/1.1 (or later) GET, and actix-http's
+    // check below leaves the version out.
+    if req.version() < actix_web::http::Version::HTTP_11 {
+        tracing::info!(version = ?req.version(), "refusing a websocket handshake before HTTP/1.1");
+        return HttpResponse::BadRequest().body("a websocket handshake needs HTTP/1.1");
+    }
     if let Err(error) = actix_http::ws::verify_handshake(req.head()) {
         tracing::info!(%error, "refusing a websocket handshake");
         return HttpResponse::from(actix_http::Response::from(error));
@@ -519,12 +525,13 @@ async fn paced(rate: &mut MessageRate) {
 
 /// The close that answers bytes the socket refused.
 fn read_error_ending(error: &ReadError) -> Ending {
+    let code = error.close_code();
     match error {
-        ReadError::TooBig => Ending::Refuse(close::MESSAGE_TOO_BIG, "message too big"),
-        ReadError::NotUtf8 => Ending::Refuse(close::INVALID_PAYLOAD, "text frame is not valid UTF-8"),
+        ReadError::TooBig => Ending::Refuse(code, "message too big"),
+        ReadError::NotUtf8 => Ending::Refuse(code, "text frame is not valid UTF-8"),
         ReadError::Protocol(reason) => {
             tracing::info!(reason, "websocket protocol error");
-            Ending::Refuse(close::PROTOCOL_ERROR, "protocol error")
+            Ending::Refuse(code, "protocol error")
         }
         ReadError::BadClose(reason) => {
             tracing::info!(reason, "a close frame the RFC forbids");

@@ -19,6 +19,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
+use super::close;
 use super::frame::{self, FrameError, OpCode};
 use super::linger::{linger, MAX_LINGER_BYTES};
 use super::outbox::SharedStream;
@@ -51,6 +52,17 @@ pub enum ReadError {
     TooBig,
     /// A text message that is not UTF-8 (1007).
     NotUtf8,
+}
+
+impl ReadError {
+    /// The close code that answers it: 1002, 1007 or 1009.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            Self::Protocol(_) | Self::BadClose(_) => close::PROTOCOL_ERROR,
+            Self::TooBig => close::MESSAGE_TOO_BIG,
+            Self::NotUtf8 => close::INVALID_PAYLOAD,
+        }
+    }
 }
 
 impl From<FrameError> for ReadError {
@@ -110,18 +122,26 @@ pub struct Socket {
     /// The stream, kept in the connection's outbox: the room writes to it while the
     /// connection waits with nothing to write (see `outbox`).
     io: SharedStream,
+    /// What was read and is not yet a whole message.
+    reader: Reader,
+    /// Frames gathered and not yet written, from `written` on.
+    out: Vec<u8>,
+    written: usize,
+    /// How long (ms) the client may take no byte while the outbox holds writers back.
+    stall_ms: u32,
+}
+
+/// The reading half of a socket without its stream: bytes in, whole messages out (fragments
+/// joined, limits and UTF-8 checked). Apart from [`Socket`] so that it can be driven with bytes
+/// alone (the fuzz targets in `fuzz/` do).
+pub struct Reader {
     /// Bytes read and not yet a whole frame (empty, without capacity, when idle).
     read: BytesMut,
     /// A text or binary message whose later fragments are still to come.
     partial: Option<(OpCode, BytesMut)>,
-    /// Frames gathered and not yet written, from `written` on.
-    out: Vec<u8>,
-    written: usize,
-    /// The largest message (as a `u32`, which no sane limit exceeds, so that it and `stall_ms`
-    /// take the 8 bytes `max_message` alone took of every idle socket).
+    /// The largest message (a `u32`, which no sane limit exceeds, so that it and the socket's
+    /// `stall_ms` take the 8 bytes a `usize` took of every idle socket).
     max_message: u32,
-    /// How long (ms) the client may take no byte while the outbox holds writers back.
-    stall_ms: u32,
 }
 
 impl Socket {
@@ -131,11 +151,9 @@ impl Socket {
     pub fn new(io: SharedStream, early: BytesMut, max_message: usize, stall: Duration) -> Self {
         Self {
             io,
-            read: early,
-            partial: None,
+            reader: Reader::new(early, max_message),
             out: Vec::new(),
             written: 0,
-            max_message: u32::try_from(max_message).unwrap_or(u32::MAX),
             stall_ms: u32::try_from(stall.as_millis()).unwrap_or(u32::MAX),
         }
     }
@@ -151,7 +169,7 @@ impl Socket {
     /// Cancel-safe: what was read stays buffered.
     pub async fn recv(&mut self) -> Option<Result<Message, ReadError>> {
         loop {
-            match self.take_message() {
+            match self.reader.take_message() {
                 Ok(Some(message)) => return Some(Ok(message)),
                 Ok(None) => {}
                 Err(error) => return Some(Err(error)),
@@ -159,62 +177,15 @@ impl Socket {
             if std::future::poll_fn(|cx| self.poll_ready(cx, false)).await.is_err() {
                 return None;
             }
-            if self.read.capacity() - self.read.len() < READ_CHUNK {
-                self.read.reserve(READ_CHUNK);
+            let read = &mut self.reader.read;
+            if read.capacity() - read.len() < READ_CHUNK {
+                read.reserve(READ_CHUNK);
             }
-            match self.io.with(|io| read_available(io, &mut self.read)) {
+            match self.io.with(|io| read_available(io, read)) {
                 Ok(0) => return None,
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 Err(_) => return None,
-            }
-        }
-    }
-
-    /// Decodes buffered frames until one completes a message.
-    fn take_message(&mut self) -> Result<Option<Message>, ReadError> {
-        let max_message = self.max_message as usize;
-        loop {
-            let Some(frame) = frame::decode(&mut self.read, max_message)? else {
-                if self.read.is_empty() {
-                    self.read = BytesMut::new();
-                }
-                return Ok(None);
-            };
-            let payload = frame.payload;
-            let data = match frame.opcode {
-                OpCode::Ping => return Ok(Some(Message::Ping(payload.freeze()))),
-                OpCode::Pong => return Ok(Some(Message::Pong)),
-                OpCode::Close => {
-                    let close = frame::parse_close(&payload).map_err(ReadError::BadClose)?;
-                    return Ok(Some(Message::Close(close)));
-                }
-                OpCode::Continuation => {
-                    let Some((_, joined)) = self.partial.as_mut() else {
-                        return Err(ReadError::Protocol(
-                            "a continuation frame without a message to continue",
-                        ));
-                    };
-                    if joined.len() + payload.len() > max_message {
-                        return Err(ReadError::TooBig);
-                    }
-                    joined.extend_from_slice(&payload);
-                    if !frame.fin {
-                        continue;
-                    }
-                    self.partial.take()
-                }
-                _ if self.partial.is_some() => {
-                    return Err(ReadError::Protocol("a new message before the last one's final fragment"));
-                }
-                opcode if !frame.fin => {
-                    self.partial = Some((opcode, payload));
-                    continue;
-                }
-                opcode => Some((opcode, payload)),
-            };
-            if let Some((opcode, payload)) = data {
-                return Ok(Some(whole_message(opcode, payload)?));
             }
         }
     }
@@ -314,6 +285,71 @@ impl Socket {
     }
 }
 
+impl Reader {
+    /// A reader holding `early` (bytes already read), refusing messages over `max_message` bytes.
+    pub fn new(early: BytesMut, max_message: usize) -> Self {
+        Self { read: early, partial: None, max_message: u32::try_from(max_message).unwrap_or(u32::MAX) }
+    }
+
+    /// Adds bytes read from the stream.
+    pub fn extend(&mut self, bytes: &[u8]) {
+        self.read.extend_from_slice(bytes);
+    }
+
+    /// The bytes the reader holds, buffered and of a partial message, as allocated.
+    pub fn capacity(&self) -> usize {
+        self.read.capacity() + self.partial.as_ref().map_or(0, |(_, joined)| joined.capacity())
+    }
+
+    /// Decodes buffered frames until one completes a message; `Ok(None)` while more bytes are
+    /// needed.
+    pub fn take_message(&mut self) -> Result<Option<Message>, ReadError> {
+        loop {
+            let Some(frame) = frame::decode(&mut self.read, self.max_message as usize)? else {
+                if self.read.is_empty() {
+                    self.read = BytesMut::new();
+                }
+                return Ok(None);
+            };
+            let payload = frame.payload;
+            let data = match frame.opcode {
+                OpCode::Ping => return Ok(Some(Message::Ping(payload.freeze()))),
+                OpCode::Pong => return Ok(Some(Message::Pong)),
+                OpCode::Close => {
+                    let close = frame::parse_close(&payload).map_err(ReadError::BadClose)?;
+                    return Ok(Some(Message::Close(close)));
+                }
+                OpCode::Continuation => {
+                    let Some((_, joined)) = self.partial.as_mut() else {
+                        return Err(ReadError::Protocol(
+                            "a continuation frame without a message to continue",
+                        ));
+                    };
+                    if joined.len() + payload.len() > self.max_message as usize {
+                        return Err(ReadError::TooBig);
+                    }
+                    joined.extend_from_slice(&payload);
+                    if !frame.fin {
+                        continue;
+                    }
+                    self.partial.take()
+                }
+                _ if self.partial.is_some() => {
+                    return Err(ReadError::Protocol("a new message before the last one's final fragment"));
+                }
+                opcode if !frame.fin => {
+                    self.partial = Some((opcode, payload));
+                    continue;
+                }
+                opcode => Some((opcode, payload)),
+            };
+            if let Some((opcode, payload)) = data {
+                return Ok(Some(whole_message(opcode, payload)?));
+            }
+        }
+    }
+}
+
 /// A text message must be UTF-8 as a whole (a character may span fragments).
 fn whole_message(opcode: OpCode, payload: BytesMut) -> Result<Message, ReadError> {
     match opcode {
@@ -346,7 +382,7 @@ mod tests {
     fn messages(socket: &mut Socket) -> Vec<Result<Message, ReadError>> {
         let mut out = Vec::new();
         loop {
-            match socket.take_message() {
+            match socket.reader.take_message() {
                 Ok(Some(message)) => out.push(Ok(message)),
                 Ok(None) => return out,
                 Err(error) => {
@@ -375,7 +411,7 @@ mod tests {
                 Ok(Message::Close(Some((1000, String::new())))),
             ]
         );
-        assert_eq!(socket.read.capacity(), 0, "an empty read buffer is let go");
+        assert_eq!(socket.reader.read.capacity(), 0, "an empty read buffer is let go");
     }
 
     #[actix_web::test]
