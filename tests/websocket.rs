@@ -257,3 +257,26 @@ async fn an_upgrade_over_http_1_0_is_refused_with_400() {
     }
     server.server.shutdown().await.unwrap();
 }
+
+#[actix_web::test]
+async fn an_upgrade_pipelined_after_a_request_comes_after_that_request_s_answer() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = data_dir();
+    let server = start(dir.path());
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = "GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n\
+                   GET /parties/main/room?_pk=a HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n\
+                   Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+                   Sec-WebSocket-Version: 13\r\n\r\n";
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answers = Vec::new();
+    while !String::from_utf8_lossy(&answers).contains("HTTP/1.1 101") {
+        let mut chunk = [0; 4096];
+        let read = tokio::time::timeout(DEADLINE, stream.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(read > 0, "the stream ended: {}", String::from_utf8_lossy(&answers));
+        answers.extend_from_slice(&chunk[..read]);
+    }
+    let answers = String::from_utf8_lossy(&answers);
+    assert!(answers.starts_with("HTTP/1.1 200"), "the first request is answered first: {answers}");
+    server.server.shutdown().await.unwrap();
+}

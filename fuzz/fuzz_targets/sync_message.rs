@@ -5,7 +5,8 @@
 //! character, when it is a control character other than a newline, is not sent: it moves the
 //! clock on by ten times its code point mod 128, in milliseconds (up to 1.27 s). Checked:
 //! - nothing panics;
-//! - a valid message re-encodes to text that decodes to the same message;
+//! - a valid message re-encodes to text that decodes to the same message (when its numbers
+//!   are finite);
 //! - reassembly stops at the first refusal (the socket closes with it), a whole message from
 //!   fragments is every piece of one message id in index order and decodes from their joined
 //!   pieces, and the partial messages held stay within TinyBase's limits (pieces per message,
@@ -15,6 +16,7 @@
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
+use partyd::protocol::json::JsValue;
 use partyd::protocol::mergeable::frame::{
     decode, encode, fragment, split, FrameError, Inbound, Reassembly, FRAGMENT_TIMEOUT_MS,
     MAX_BUFFERED_BYTES, MAX_FRAGMENT_COUNT, MAX_PARTIAL_MESSAGES,
@@ -25,6 +27,15 @@ struct Held {
     started_ms: u64,
     pieces: usize,
     bytes: usize,
+}
+
+fn all_finite(value: &JsValue) -> bool {
+    match value {
+        JsValue::Number(n) => n.is_finite(),
+        JsValue::Array(items) => items.iter().all(all_finite),
+        JsValue::Object(members) => members.iter().all(|(_, member)| all_finite(member)),
+        _ => true,
+    }
 }
 
 fuzz_target!(|input: &[u8]| {
@@ -39,9 +50,11 @@ fuzz_target!(|input: &[u8]| {
             payload = &payload[first.len_utf8()..];
         }
         // A message alone: decoding, and the round trip of a valid one.
-        if let Ok(message) = decode(payload) {
+        // Cells that are arrays or objects are not looked into (as TinyBase 10 does), so they may
+        // hold numbers past f64's range, which JSON writes as null: those do not come back.
+        if let Some(message) = decode(payload).ok().filter(|message| all_finite(&message.body)) {
             let again = encode(message.request_id.as_deref(), message.kind, &message.body);
-            assert_eq!(decode(&again).as_ref(), Ok(&message), "re-encoded as {again}");
+            assert_eq!(decode(&again), Ok(message), "re-encoded as {again}");
         }
         let Some((recipient, remainder)) = split(payload) else { continue };
         let piece = fragment(remainder);

@@ -72,11 +72,13 @@ where
         Err(error) => error.error_response(),
     };
     let parts = framed.into_parts();
-    let (mut io, early) = (parts.io, parts.read_buf);
+    // Answers to requests pipelined ahead of this one that actix-http had not written yet: they
+    // go first, or the client would read this answer as theirs.
+    let (mut io, early, mut out) = (parts.io, parts.read_buf, parts.write_buf);
     match slot.take() {
         Some(accepted) if response.status() == StatusCode::SWITCHING_PROTOCOLS => {
-            let head = response_head(&response, None);
-            if let Err(error) = io.write_all(&head).await {
+            out.extend_from_slice(&response_head(&response, None));
+            if let Err(error) = io.write_all(&out).await {
                 tracing::debug!(%error, "the client went before the handshake was answered");
                 return Ok(());
             }
@@ -94,11 +96,11 @@ where
             let (response, body) = response.into_parts();
             let refusal = async {
                 let body = body::to_bytes(body).await.unwrap_or_default();
-                let mut bytes = response_head(&response, Some(body.len()));
+                out.extend_from_slice(&response_head(&response, Some(body.len())));
                 if !head_only {
-                    bytes.extend_from_slice(&body);
+                    out.extend_from_slice(&body);
                 }
-                io.write_all(&bytes).await?;
+                io.write_all(&out).await?;
                 io.shutdown().await?;
                 // Bytes the client sent already are read and dropped: closing with unread bytes
                 // would reset the stream, and a reset can lose the answer.
